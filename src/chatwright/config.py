@@ -1,0 +1,93 @@
+"""The assistant's `assistant.yaml`: one validated configuration object, checked once at load time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from chatwright.yaml_lines import load_yaml, validate
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EndpointModel(_Strict):
+    """A generation model served over an OpenAI-compatible HTTP API (vLLM, llama.cpp server, Ollama)."""
+
+    endpoint: HttpUrl
+    model: str = Field(description="model name the server expects")
+    api_key_env: str | None = Field(default=None, description="environment variable holding the API key")
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
+class ModelsConfig(_Strict):
+    """Model references: `packaged:NAME`, a local path, `hf:ORG/REPO[/FILE.gguf]`, or an endpoint."""
+
+    llm: str | EndpointModel = "packaged:qwen2.5-coder-0.5b-instruct"
+    embedder: str = "packaged:all-minilm-l6-v2"
+    threads: int | None = Field(default=None, ge=1, description="CPU threads for local models; default: all")
+    context_tokens: int = Field(default=4096, ge=512)
+
+
+class GenerationConfig(_Strict):
+    max_answer_tokens: int = Field(default=256, ge=8)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    history_tokens: int = Field(default=1024, ge=0, description="budget for earlier turns in the prompt")
+    rewrite_follow_ups: bool = True
+
+
+class RetrievalConfig(_Strict):
+    top_k: int = Field(default=3, ge=1, le=20, description="passages given to the model")
+    candidates: int = Field(default=20, ge=1, description="candidates per retriever before fusion")
+    rrf_k: int = Field(default=60, ge=1)
+    chunk_tokens: int = Field(default=180, ge=32, description="target chunk size in words")
+    max_sentences: int = Field(default=4, ge=1, description="sentences kept per passage in the prompt")
+
+
+class AbstentionConfig(_Strict):
+    """How sure the assistant must be that the knowledge supports an answer before giving one."""
+
+    min_similarity: float = Field(default=0.30, ge=-1.0, le=1.0,
+                                  description="minimum question-to-passage cosine similarity")
+    min_support: float = Field(default=0.5, ge=0.0, le=1.0,
+                               description="minimum support score of the best evidence")
+
+
+class RoutingConfig(_Strict):
+    """When a message is confidently small talk, a handoff request or out of scope, it skips retrieval."""
+
+    min_confidence: float = Field(default=0.65, ge=0.0, le=1.0,
+                                  description="minimum intent confidence to leave the knowledge route")
+
+
+class StorageConfig(_Strict):
+    url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite beside the assistant")
+
+
+class ServerConfig(_Strict):
+    max_message_chars: int = Field(default=2000, ge=1)
+
+
+class AssistantConfig(_Strict):
+    name: str = Field(min_length=1)
+    persona: str = "You are a friendly, concise customer-support assistant."
+    tone: str = "warm and professional"
+    language: str = "en"
+    models: ModelsConfig = ModelsConfig()
+    generation: GenerationConfig = GenerationConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    abstention: AbstentionConfig = AbstentionConfig()
+    routing: RoutingConfig = RoutingConfig()
+    storage: StorageConfig = StorageConfig()
+    server: ServerConfig = ServerConfig()
+    responses: dict[str, list[str]] = Field(
+        default_factory=dict, description="replies per route (greeting, thanks, goodbye, human, out_of_scope, ...)")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def load_config(path: Path) -> AssistantConfig:
+    """Load and validate `assistant.yaml`; errors name the file, line and field."""
+    return validate(AssistantConfig, load_yaml(path))
