@@ -64,7 +64,7 @@ def init(directory: ProjectDir, force: Annotated[bool, typer.Option(help="write 
 @app.command()
 def validate(directory: ProjectDir) -> None:
     """Check an assistant's configuration, intents and knowledge files."""
-    from chatwright.knowledge.parsers import SUPPORTED_SUFFIXES
+    from chatwright.knowledge.parsers import is_supported
     from chatwright.nlu.data_checks import validate_data
     from chatwright.nlu.training_data import load_nlu_data
 
@@ -76,7 +76,7 @@ def validate(directory: ProjectDir) -> None:
             for issue in issues:
                 (errors if issue.level == "error" else console).print(str(issue), highlight=False)
             problems = sum(1 for issue in issues if issue.level == "error")
-        knowledge = [p for p in project.knowledge_dir.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES]
+        knowledge = [p for p in project.knowledge_dir.rglob("*") if p.is_file() and is_supported(p)]
         if not knowledge:
             console.print(f"warning: no knowledge files in {project.knowledge_dir}")
     if problems:
@@ -167,7 +167,8 @@ def chat(directory: ProjectDir,
             break
         console.out(f"{assistant.name}> ", end="", highlight=False)
         with _user_errors():
-            reply = _run_turn(lambda m=message: assistant.respond(history, m), show_tokens=True)  # type: ignore[misc]
+            reply = _run_turn(lambda m=message, h=list(history): assistant.respond(h, m),  # type: ignore[misc]
+                              show_tokens=True)
         _print_sources(reply)
         if debug:
             understanding = reply.understanding

@@ -52,8 +52,8 @@ class AbstentionConfig(_Strict):
 
     min_similarity: float = Field(default=0.30, ge=-1.0, le=1.0,
                                   description="minimum question-to-passage cosine similarity")
-    min_support: float = Field(default=0.5, ge=0.0, le=1.0,
-                               description="minimum support score of the best evidence")
+    min_coverage: float = Field(default=0.5, ge=0.0, le=1.0,
+                                description="minimum share of the question's terms found in one passage")
 
 
 class RoutingConfig(_Strict):

@@ -113,11 +113,8 @@ class Assistant:
                         clock.mark_since_start("first_token_ms")
                     yield Token(piece)
                 clock.lap("generate_ms")
-                if result.found:
-                    reply.text = result.text
-                    reply.citations = _citations(passages, result.cited)
-                else:
-                    reply.abstained = True
+                reply.text = result.text
+                reply.citations = _citations(passages, result.cited)
         except GenerationUnavailable as exc:
             log.warning("generation unavailable", error=str(exc))
             reply.error = str(exc)
@@ -137,8 +134,7 @@ class Assistant:
 
 
 def _citations(passages: Sequence[Passage], cited: Sequence[int]) -> list[Citation]:
-    """Citations for the passages the answer cites; the best passage when the model cited none."""
-    numbers = list(cited) or [1]
+    """Citations for the passages the answer rests on."""
     return [Citation(index=n, source=passages[n - 1].source, title=passages[n - 1].title,
                      heading_path=list(passages[n - 1].heading_path), text=passages[n - 1].text,
-                     score=round(passages[n - 1].score, 4)) for n in numbers if n <= len(passages)]
+                     score=round(passages[n - 1].score, 4)) for n in cited]

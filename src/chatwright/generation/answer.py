@@ -1,4 +1,4 @@
-"""Writes an answer from retrieved passages only, streamed, with [n] citations that map back to the passages."""
+"""Writes an answer from retrieved passages only, streamed, and attributes it to the passages it came from."""
 
 from __future__ import annotations
 
@@ -10,52 +10,65 @@ from chatwright.dialogue.types import HistoryTurn
 from chatwright.generation.history import fit_history
 from chatwright.generation.llm import LLM, ChatMessage
 from chatwright.knowledge.passage import Passage
+from chatwright.knowledge.terms import terms
 
-NOT_FOUND = "NOT_FOUND"
 _CITATION = re.compile(r"\[(\d{1,2})\]")
+# A passage is cited when it holds at least this share of the answer's terms that the best passage holds.
+_ATTRIBUTION_RATIO = 0.8
 
 _RULES = (
-    "Answer the customer's question using only the numbered help-centre passages in their message. "
-    "Cite the passages you use with their numbers in square brackets, for example [1]. "
-    "Do not add facts, fees, numbers or steps that are not in the passages. "
-    "If the passages do not answer the question, reply with exactly NOT_FOUND and nothing else."
+    "Answer the customer's question in one to three sentences of your own, using only the sources. "
+    "Do not add facts, fees, numbers or steps that are not in the sources."
 )
 
 
 @dataclass
 class AnswerResult:
-    """The finished answer; `found` is False when the model said the passages hold no answer."""
-
     text: str = ""
-    found: bool = True
-    cited: list[int] = field(default_factory=list)  # 1-based passage numbers cited in the text
+    cited: list[int] = field(default_factory=list)  # 1-based numbers of the passages the answer rests on
+    grounding: float = 0.0  # share of the answer's terms found in the cited passages
 
 
-def format_passages(passages: Sequence[Passage]) -> str:
-    blocks = []
-    for number, passage in enumerate(passages, start=1):
-        heading = " > ".join((passage.title, *passage.heading_path))
-        blocks.append(f"[{number}] {heading}\n{passage.text}")
-    return "\n\n".join(blocks)
+def format_sources(passages: Sequence[Passage]) -> str:
+    # "Source N:" rather than "[N]": small models copy bracketed labels into their answers.
+    return "\n\n".join(f"Source {number}: {passage.title}\n{passage.text}"
+                       for number, passage in enumerate(passages, start=1))
 
 
 def build_answer_messages(persona: str, tone: str, question: str, passages: Sequence[Passage],
                           history: Sequence[HistoryTurn]) -> list[ChatMessage]:
+    """Constant system prompt first, so llama.cpp reuses its cached prefix across turns."""
     messages = [ChatMessage("system", f"{persona} Your tone is {tone}. {_RULES}")]
     messages += [ChatMessage(turn.role, turn.text) for turn in history]
-    messages.append(ChatMessage("user", f"Help-centre passages:\n\n{format_passages(passages)}\n\n"
-                                        f"Customer question: {question}"))
+    messages.append(ChatMessage("user", f"{format_sources(passages)}\n\nCustomer question: {question}"))
     return messages
 
 
 def cited_numbers(text: str, passage_count: int) -> list[int]:
-    """Passage numbers cited in `text`, in first-use order, ignoring numbers with no passage."""
+    """Passage numbers the text cites explicitly, in first-use order, ignoring numbers with no passage."""
     seen: list[int] = []
     for match in _CITATION.finditer(text):
         number = int(match.group(1))
         if 1 <= number <= passage_count and number not in seen:
             seen.append(number)
     return seen
+
+
+def attribute(answer: str, passages: Sequence[Passage]) -> tuple[list[int], float]:
+    """The passages the answer's content comes from, measured by shared terms, and the share it covers.
+
+    Small models cite unreliably, so attribution is measured rather than taken from the model's markers.
+    """
+    answer_terms = set(terms(_CITATION.sub(" ", answer)))
+    if not answer_terms or not passages:
+        return [], 0.0
+    overlaps = [len(answer_terms & set(terms(p.text))) / len(answer_terms) for p in passages]
+    best = max(overlaps)
+    if best == 0.0:
+        return [], 0.0
+    cited = [number for number, overlap in enumerate(overlaps, start=1) if overlap >= _ATTRIBUTION_RATIO * best]
+    covered = set().union(*(set(terms(passages[n - 1].text)) for n in cited)) & answer_terms
+    return cited, len(covered) / len(answer_terms)
 
 
 class GroundedAnswerer:
@@ -70,34 +83,17 @@ class GroundedAnswerer:
 
     def stream(self, question: str, passages: Sequence[Passage], history: Sequence[HistoryTurn],
                result: AnswerResult) -> Iterator[str]:
-        """Yield answer text as it is generated and fill `result` when done.
-
-        The first characters are held back until they cannot be the NOT_FOUND marker, so an abstention is never
-        half-streamed to the user.
-        """
+        """Yield the answer as it is generated, then its citation markers; fill `result` when done."""
         kept_history = fit_history(history, self._history_tokens, self._llm.count_tokens)
         messages = build_answer_messages(self._persona, self._tone, question, passages, kept_history)
-        pieces = self._llm.stream(messages, max_tokens=self._max_tokens, temperature=self._temperature)
-        held = ""
-        released = False
-        for piece in pieces:
-            if released:
-                result.text += piece
-                yield piece
-                continue
-            held += piece
-            stripped = held.lstrip()
-            if NOT_FOUND.startswith(stripped) or stripped.startswith(NOT_FOUND):
-                continue
-            released = True
-            result.text = stripped
-            yield stripped
-        if not released:
-            result.found = not held.strip().startswith(NOT_FOUND) and bool(held.strip())
-            if result.found:
-                result.text = held.strip()
-                yield result.text
+        for piece in self._llm.stream(messages, max_tokens=self._max_tokens, temperature=self._temperature):
+            result.text += piece
+            yield piece
         result.text = result.text.strip()
-        if NOT_FOUND in result.text and len(result.text) <= len(NOT_FOUND) + 2:
-            result.found = False
-        result.cited = cited_numbers(result.text, len(passages))
+        explicit = cited_numbers(result.text, len(passages))
+        measured, result.grounding = attribute(result.text, passages)
+        result.cited = explicit or measured
+        if not explicit and measured:
+            markers = " " + "".join(f"[{number}]" for number in measured)
+            result.text += markers
+            yield markers

@@ -1,0 +1,52 @@
+"""Decides, from measured scores, whether the retrieved passages can support an answer at all.
+
+A small model asked to answer from unrelated passages will answer anyway, so the decision to abstain is made
+before generation: the best passage must be semantically close to the question and must contain most of the
+question's content terms. The model's own NOT_FOUND is a second, later chance to abstain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chatwright.config import AbstentionConfig
+from chatwright.knowledge.passage import Passage
+from chatwright.knowledge.terms import terms
+
+
+@dataclass(frozen=True)
+class SupportDecision:
+    supported: bool
+    similarity: float  # best question-to-passage cosine
+    coverage: float  # share of the question's terms found in the best-covering passage
+    reason: str
+
+    def as_log(self) -> dict[str, object]:
+        return {"supported": self.supported, "similarity": round(self.similarity, 3),
+                "coverage": round(self.coverage, 3), "reason": self.reason}
+
+
+def term_coverage(question: str, passage: Passage) -> float:
+    """Share of the question's distinct terms that occur in the passage, its title or its headings."""
+    question_terms = set(terms(question))
+    if not question_terms:
+        return 1.0
+    passage_terms = set(terms(" ".join((passage.title, *passage.heading_path, passage.text))))
+    return len(question_terms & passage_terms) / len(question_terms)
+
+
+class SupportChecker:
+    def __init__(self, config: AbstentionConfig) -> None:
+        self._config = config
+
+    def check(self, question: str, passages: Sequence[Passage]) -> SupportDecision:
+        if not passages:
+            return SupportDecision(False, 0.0, 0.0, "no passages retrieved")
+        similarity = max(passage.dense_score for passage in passages)
+        coverage = max(term_coverage(question, passage) for passage in passages)
+        if similarity < self._config.min_similarity:
+            return SupportDecision(False, similarity, coverage, "passages are not about the question")
+        if coverage < self._config.min_coverage:
+            return SupportDecision(False, similarity, coverage, "passages miss key terms of the question")
+        return SupportDecision(True, similarity, coverage, "supported")
