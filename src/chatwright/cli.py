@@ -27,7 +27,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 
 console = Console()
-errors = Console(stderr=True)
+# No wrapping: an error names FILE:LINE, which must stay on one line to be found and copied.
+errors = Console(stderr=True, soft_wrap=True)
 
 ProjectDir = Annotated[Path, typer.Argument(help="assistant project directory")]
 
@@ -138,6 +139,7 @@ def ask(directory: ProjectDir, question: Annotated[str, typer.Argument(help="the
     """Answer one question and exit."""
     from chatwright.dialogue.assistant import Assistant
 
+    _configure_logging()  # logs go to stderr; unconfigured structlog prints them into the reply on stdout
     with _user_errors():
         assistant = Assistant.from_project(AssistantProject.load(directory))
         reply = _run_turn(lambda: assistant.respond([], question), show_tokens=not as_json)
@@ -154,6 +156,7 @@ def chat(directory: ProjectDir,
     """Talk to the assistant in the terminal (replies stream; empty line or Ctrl-D ends)."""
     from chatwright.dialogue.assistant import Assistant
 
+    _configure_logging()  # logs go to stderr; unconfigured structlog prints them into the reply on stdout
     with _user_errors():
         assistant = Assistant.from_project(AssistantProject.load(directory))
     console.print(f"[bold]{assistant.name}[/] — type your message; an empty line ends the chat.")

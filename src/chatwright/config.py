@@ -39,12 +39,16 @@ class GenerationConfig(_Strict):
     rewrite_follow_ups: bool = True
 
 
+RetrievalMode = Literal["hybrid", "dense", "lexical"]
+
+
 class RetrievalConfig(_Strict):
+    mode: RetrievalMode = Field(default="hybrid", description="fuse BM25 and dense rankings, or use one alone")
     top_k: int = Field(default=3, ge=1, le=20, description="passages given to the model")
     candidates: int = Field(default=20, ge=1, description="candidates per retriever before fusion")
     rrf_k: int = Field(default=60, ge=1)
     chunk_tokens: int = Field(default=180, ge=32, description="target chunk size in words")
-    max_sentences: int = Field(default=4, ge=1, description="sentences kept per passage in the prompt")
+    max_sentences: int = Field(default=3, ge=1, description="sentences kept per passage in the prompt")
 
 
 class AbstentionConfig(_Strict):

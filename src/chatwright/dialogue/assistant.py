@@ -64,6 +64,14 @@ class Assistant:
                                           temperature=generation.temperature,
                                           history_tokens=generation.history_tokens)
 
+    @property
+    def llm(self) -> LLM:
+        return self._llm
+
+    @property
+    def knowledge(self) -> KnowledgeIndex:
+        return self._knowledge
+
     @classmethod
     def from_project(cls, project: AssistantProject) -> Assistant:
         """Load the project's models (once per process) and its knowledge index."""
@@ -103,7 +111,7 @@ class Assistant:
             clock.lap("retrieve_ms")
             support = self._support.check(query, passages)
             clock.lap("support_ms")
-            log.debug("support", query=query, **support.as_log())
+            reply.support = support.scores()
             if not support.supported:
                 reply.abstained = True
             else:
@@ -129,7 +137,7 @@ class Assistant:
     def _retrieve(self, query: str) -> list[Passage]:
         retrieval = self.config.retrieval
         passages = self._knowledge.search(query, top_k=retrieval.top_k, candidates=retrieval.candidates,
-                                          rrf_k=retrieval.rrf_k)
+                                          rrf_k=retrieval.rrf_k, mode=retrieval.mode)
         return select_for_passages(query, passages, self._embedder, retrieval.max_sentences)
 
 

@@ -48,6 +48,7 @@ class Reply:
     abstained: bool = False
     handoff: bool = False
     rewritten_query: str | None = None
+    support: dict[str, float] = field(default_factory=dict)  # the measured scores behind answering or abstaining
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 

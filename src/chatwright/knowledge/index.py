@@ -17,6 +17,7 @@ import numpy.typing as npt
 import structlog
 from tqdm import tqdm
 
+from chatwright.config import RetrievalMode
 from chatwright.errors import ConfigError
 from chatwright.knowledge.bm25 import BM25
 from chatwright.knowledge.chunker import Chunk, chunk_document
@@ -137,14 +138,20 @@ class KnowledgeIndex:
                  embedded=report.embedded, chunks=report.chunks)
         return report
 
-    def search(self, query: str, *, top_k: int = 3, candidates: int = 20, rrf_k: int = 60) -> list[Passage]:
-        """The `top_k` chunks by reciprocal-rank fusion of the `candidates` best by BM25 and by cosine."""
+    def search(self, query: str, *, top_k: int = 3, candidates: int = 20, rrf_k: int = 60,
+               mode: RetrievalMode = "hybrid") -> list[Passage]:
+        """The `top_k` chunks by reciprocal-rank fusion of the `candidates` best by BM25 and by cosine
+        (or by one of them alone, with `mode`)."""
         searchable = self._searchable
         if not searchable.chunks or not query.strip():
             return []
         dense = searchable.vectors @ self._embedder.encode([query])[0]
         lexical = searchable.bm25.scores(terms(query))
-        rankings = [top_indices(dense, candidates), top_indices(lexical, candidates, positive_only=True)]
+        rankings = []
+        if mode != "lexical":
+            rankings.append(top_indices(dense, candidates))
+        if mode != "dense":
+            rankings.append(top_indices(lexical, candidates, positive_only=True))
         passages: list[Passage] = []
         for index, fused_score in reciprocal_rank_fusion(rankings, rrf_k)[:top_k]:
             chunk = searchable.chunks[index]

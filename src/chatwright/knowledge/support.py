@@ -22,9 +22,8 @@ class SupportDecision:
     coverage: float  # share of the question's terms found in the best-covering passage
     reason: str
 
-    def as_log(self) -> dict[str, object]:
-        return {"supported": self.supported, "similarity": round(self.similarity, 3),
-                "coverage": round(self.coverage, 3), "reason": self.reason}
+    def scores(self) -> dict[str, float]:
+        return {"similarity": round(self.similarity, 4), "coverage": round(self.coverage, 4)}
 
 
 def term_coverage(question: str, passage: Passage) -> float:
