@@ -36,14 +36,13 @@ test: install browser-deps
 
 lint:
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
 
 typecheck:
 	$(BIN)/mypy
 
 benchmarks: install
-	$(BIN)/python benchmarks/rag_squad2.py --data ../shared/data/squad2
-	$(BIN)/python benchmarks/latency.py --project $(EXAMPLE)
+	$(BIN)/python -m benchmarks.rag_squad2 --data ../shared/data/squad2
+	$(BIN)/python -m benchmarks.latency --project $(EXAMPLE)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

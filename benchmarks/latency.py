@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,7 @@ SMALL_TALK_ROUTES = {"greeting", "thanks", "goodbye"}
 # the model itself cannot emit them as one piece (Qwen's tokenizer splits digits), so they are not decode time.
 _MARKERS = re.compile(r" (\[\d{1,2}\])+")
 _RSS_POLL_S = 0.1
+_BUSY_SHARE = 0.05  # other processes' share of the CPU above which a phase's timings are flagged
 
 
 @dataclass
@@ -160,6 +162,35 @@ class RssMonitor:
             self._thread.join()
 
 
+@dataclass
+class CpuWatch:
+    """CPU time spent by processes other than `pids` since creation, as a share of all cores: other work on
+    the machine makes the timings meaningless, so each phase reports it."""
+
+    pids: tuple[int, ...]
+    _start: tuple[float, float] = (0.0, 0.0)
+    _started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._start, self._started = self._sample(), time.monotonic()
+
+    def _sample(self) -> tuple[float, float]:
+        times = psutil.cpu_times()
+        busy = times.user + times.nice + times.system + getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
+        ours = 0.0
+        for pid in self.pids:
+            with suppress(psutil.NoSuchProcess):
+                own = psutil.Process(pid).cpu_times()
+                ours += own.user + own.system
+        return busy, ours
+
+    def other_share(self) -> float:
+        busy, ours = self._sample()
+        wall = time.monotonic() - self._started
+        other = (busy - self._start[0]) - (ours - self._start[1])
+        return round(max(0.0, other) / (wall * (psutil.cpu_count() or 1)), 3) if wall > 0 else 0.0
+
+
 class TokenCounter:
     """Counts tokens with the GGUF's own tokenizer (vocabulary only, no weights)."""
 
@@ -215,8 +246,6 @@ def gguf_path(project: AssistantProject) -> Path:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -318,6 +347,7 @@ def run_server_phase(project: AssistantProject, workdir: Path, questions: Sequen
                 warm_up = server_turn(client, url, WARM_UP_QUESTION, count_tokens)
             memory["warm_up"] = {"turn_s": round(warm_up.turn_s, 3), "route": warm_up.route,
                                  "abstained": warm_up.abstained, "timings_ms": warm_up.timings_ms}
+            cpu = CpuWatch((os.getpid(), pid))
             with progress_bar() as progress:
                 task = progress.add_task("server: knowledge turns", total=repeats * len(questions))
                 for _ in range(repeats):
@@ -330,6 +360,7 @@ def run_server_phase(project: AssistantProject, workdir: Path, questions: Sequen
                         small_talk.append(server_turn(client, url, message, count_tokens))
                         progress.advance(task)
             high_water = rss.high_water_bytes()
+            memory["other_cpu_share"] = cpu.other_share()
         memory.update(rss_polled_peak_mb=round(rss.peak_bytes / 2**20, 1), rss_samples=rss.samples,
                       vm_hwm_mb=round(high_water / 2**20, 1),
                       peak_rss_mb=round(max(rss.peak_bytes, high_water) / 2**20, 1))
@@ -381,7 +412,7 @@ def raw_generation(llama: Llama, messages: list[dict[str, str]], max_tokens: int
 
 
 def run_raw_phase(project: AssistantProject, model_path: Path, threads: int, questions: Sequence[str], repeats: int,
-                  count_tokens: TokenCounter) -> list[RawRun]:
+                  count_tokens: TokenCounter) -> tuple[list[RawRun], float]:
     with console.status("raw baseline: rebuilding the server's prompts..."):
         prompts = build_prompts(project, [WARM_UP_QUESTION, *questions])
     models = project.config.models
@@ -395,6 +426,7 @@ def run_raw_phase(project: AssistantProject, model_path: Path, threads: int, que
             raw_generation(llama, prompts[WARM_UP_QUESTION], generation.max_answer_tokens, generation.temperature,
                            count_tokens)
     measured = [question for question in questions if question in prompts]
+    cpu = CpuWatch((os.getpid(),))
     with progress_bar() as progress:
         task = progress.add_task("raw llama-cpp-python", total=repeats * len(measured))
         for _ in range(repeats):
@@ -402,7 +434,7 @@ def run_raw_phase(project: AssistantProject, model_path: Path, threads: int, que
                 runs.append(RawRun(question, raw_generation(llama, prompts[question], generation.max_answer_tokens,
                                                             generation.temperature, count_tokens)))
                 progress.advance(task)
-    return runs
+    return runs, cpu.other_share()
 
 
 # ------------------------------------------------------------------------------------------------------ report
@@ -518,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model_path = gguf_path(project)
             count_tokens = TokenCounter(model_path)
         knowledge, small_talk, memory = run_server_phase(project, workdir, questions, args.repeats, count_tokens)
-        raw = run_raw_phase(project, model_path, args.threads, questions, args.repeats, count_tokens)
+        raw, raw_other_cpu = run_raw_phase(project, model_path, args.threads, questions, args.repeats, count_tokens)
     finally:
         if args.keep:
             console.print(f"kept {workdir}")
@@ -526,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     metrics, details = summarise(knowledge, small_talk, memory, raw)
+    other_cpu = {"server_phase": memory.pop("other_cpu_share", None), "raw_phase": raw_other_cpu}
+    details["other_cpu_share"] = other_cpu
     generation = project.config.generation
     details["settings"] = {"project": str(args.project), "threads": args.threads, "repeats": args.repeats,
                            "questions": list(questions), "small_talk": list(SMALL_TALK),
@@ -543,6 +577,14 @@ def main(argv: Sequence[str] | None = None) -> int:
              "token-weighted over all answers. server_llm_first_token_p50_s is the server's first_token_ms minus "
              "the stages before generation, comparable with raw_ttft_p50_s. Peak RSS: max of 100 ms polls of the "
              "server process tree and its VmHWM.")
+    busy = {phase: share for phase, share in other_cpu.items() if share is not None and share > _BUSY_SHARE}
+    if busy:
+        warning = ("WARNING: other processes used "
+                   + ", ".join(f"{share:.0%} of the CPU during the {phase.replace('_', ' ')}"
+                               for phase, share in busy.items())
+                   + "; these timings are not valid, rerun on an idle machine.")
+        console.print(f"[bold red]{warning}[/]")
+        notes += "\n\n" + warning
     write_results(args.out_name, metrics, targets, notes=notes, details=details)
     print((RESULTS_DIR / f"{args.out_name}.md").read_text())
     return 0

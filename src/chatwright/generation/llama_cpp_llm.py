@@ -11,7 +11,7 @@ import structlog
 from llama_cpp import Llama
 
 from chatwright.errors import GenerationUnavailable, ModelLoadError
-from chatwright.generation.llm import ChatMessage
+from chatwright.generation.llm import ChatMessage, chat_request
 
 log = structlog.get_logger(__name__)
 
@@ -38,10 +38,7 @@ class LlamaCppLLM:
     def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float = 0.0,
                stop: Sequence[str] = (), json_schema: dict[str, Any] | None = None) -> Iterator[str]:
         """Yield the reply piece by piece, holding the model until the reply is finished or abandoned."""
-        request: dict[str, Any] = {
-            "messages": [{"role": message.role, "content": message.content} for message in messages],
-            "max_tokens": max_tokens, "temperature": temperature, "stop": list(stop), "stream": True,
-        }
+        request = chat_request(messages, max_tokens=max_tokens, temperature=temperature, stop=stop)
         if json_schema is not None:
             request["response_format"] = {"type": "json_object", "schema": json_schema}
         with self._lock:

@@ -31,6 +31,18 @@ class LLM(Protocol):
         ...
 
 
+def chat_request(messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float,
+                 stop: Sequence[str]) -> dict[str, Any]:
+    """The OpenAI chat-completions request body shared by the local and HTTP backends (streaming)."""
+    request: dict[str, Any] = {
+        "messages": [{"role": message.role, "content": message.content} for message in messages],
+        "max_tokens": max_tokens, "temperature": temperature, "stream": True,
+    }
+    if stop:
+        request["stop"] = list(stop)
+    return request
+
+
 def complete(llm: LLM, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float = 0.0,
              stop: Sequence[str] = (), json_schema: dict[str, Any] | None = None) -> str:
     """The whole reply as one string."""

@@ -13,7 +13,7 @@ import structlog
 
 from chatwright.config import EndpointModel
 from chatwright.errors import GenerationUnavailable, ModelLoadError
-from chatwright.generation.llm import ChatMessage
+from chatwright.generation.llm import ChatMessage, chat_request
 
 log = structlog.get_logger(__name__)
 
@@ -48,13 +48,8 @@ class OpenAICompatibleLLM:
     def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float = 0.0,
                stop: Sequence[str] = (), json_schema: dict[str, Any] | None = None) -> Iterator[str]:
         """Yield the reply piece by piece; any transport or server failure raises GenerationUnavailable."""
-        request: dict[str, Any] = {
-            "model": self._model,
-            "messages": [{"role": message.role, "content": message.content} for message in messages],
-            "max_tokens": max_tokens, "temperature": temperature, "stream": True,
-        }
-        if stop:
-            request["stop"] = list(stop)
+        request = {"model": self._model,
+                   **chat_request(messages, max_tokens=max_tokens, temperature=temperature, stop=stop)}
         if json_schema is not None:
             schema = {"name": "reply", "schema": json_schema, "strict": True}
             request["response_format"] = {"type": "json_schema", "json_schema": schema}

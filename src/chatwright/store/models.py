@@ -77,6 +77,7 @@ class Turn(Base):
     abstained: Mapped[bool] = mapped_column(Boolean, default=False)
     handoff: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
+    support: Mapped[dict[str, float] | None] = mapped_column(JSONDocument)
     timings: Mapped[dict[str, float]] = mapped_column(JSONDocument, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 

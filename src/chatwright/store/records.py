@@ -34,6 +34,7 @@ class TurnRecord(BaseModel):
     abstained: bool = False
     handoff: bool = False
     error: str | None = None
+    support: dict[str, float] = {}
     timings_ms: dict[str, float] = {}
     created_at: datetime
     feedback: list[FeedbackRecord] = []

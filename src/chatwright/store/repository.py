@@ -87,7 +87,8 @@ class ConversationStore:
             conversation_id, role="assistant", text=reply.text, route=reply.route.value,
             understanding=reply.to_dict()["understanding"], rewritten_query=reply.rewritten_query,
             citations=[asdict(citation) for citation in reply.citations], abstained=reply.abstained,
-            handoff=reply.handoff, error=reply.error, timings={**reply.timings_ms, **(timings_ms or {})})
+            handoff=reply.handoff, error=reply.error, support=reply.support or None,
+            timings={**reply.timings_ms, **(timings_ms or {})})
 
     def add_feedback(self, turn_id: str, rating: Rating, comment: str | None = None) -> FeedbackRecord:
         with self._sessions.begin() as session:
@@ -151,7 +152,8 @@ def _turn_record(turn: Turn, feedback: list[Feedback]) -> TurnRecord:
         id=turn.id, conversation_id=turn.conversation_id, position=turn.position, role=cast(Role, turn.role),
         text=turn.text, route=Route(turn.route) if turn.route else None, understanding=turn.understanding,
         rewritten_query=turn.rewritten_query, citations=[Citation(**item) for item in turn.citations or []],
-        abstained=turn.abstained, handoff=turn.handoff, error=turn.error, timings_ms=turn.timings or {},
+        abstained=turn.abstained, handoff=turn.handoff, error=turn.error, support=turn.support or {},
+        timings_ms=turn.timings or {},
         created_at=_aware(turn.created_at), feedback=[_feedback_record(item) for item in feedback])
 
 

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("abstained", sa.Boolean(), nullable=False),
         sa.Column("handoff", sa.Boolean(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("support", JSON_DOCUMENT, nullable=True),
         sa.Column("timings", JSON_DOCUMENT, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("role IN ('user', 'assistant')", name=op.f("ck_turns_role")),
