@@ -10,7 +10,7 @@ size, max_tokens and temperature, and times it the same way. The server's reside
 Decode speed is (tokens - 1) / (last token time - first token time), tokens counted by re-tokenising the
 streamed answer with the GGUF's own tokenizer, summed over all turns (token-weighted), identically for both.
 
-    .venv/bin/python benchmarks/latency.py --project examples/bank --repeats 20
+    .venv/bin/python -m benchmarks.latency --project examples/bank --repeats 20
 """
 
 from __future__ import annotations
@@ -40,17 +40,14 @@ from llama_cpp import Llama
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from chatwright.generation.answer import build_answer_messages
+from benchmarks.common import RESULTS_DIR, Target, write_results
+from chatwright.generation.answer import answer_system_prompt, build_answer_messages
 from chatwright.knowledge.index import KnowledgeIndex
 from chatwright.knowledge.sentence_selection import select_for_passages
 from chatwright.knowledge.support import SupportChecker
 from chatwright.models.packaged import packaged_llm_path
 from chatwright.models.registry import available_cpus, load_embedder
 from chatwright.project import STATE_DIR, AssistantProject
-
-if not __package__:  # run as `python benchmarks/latency.py`: make the `benchmarks` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import RESULTS_DIR, Target, write_results
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 console = Console(stderr=True)
@@ -385,7 +382,7 @@ def build_prompts(project: AssistantProject, questions: Sequence[str]) -> dict[s
         if not support.check(question, passages).supported:
             console.print(f"[yellow]raw baseline: {question!r} is not supported by the knowledge; skipped[/]")
             continue
-        messages = build_answer_messages(config.persona, config.tone, question, passages, [])
+        messages = build_answer_messages(answer_system_prompt(config), question, passages, [])
         prompts[question] = [{"role": message.role, "content": message.content} for message in messages]
     return prompts
 

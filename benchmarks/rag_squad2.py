@@ -35,13 +35,15 @@ from benchmarks.common import Target, write_results
 from chatwright.config import AbstentionConfig
 from chatwright.dialogue.assistant import Assistant
 from chatwright.dialogue.types import Reply
-from chatwright.generation.answer import build_answer_messages
+from chatwright.generation.answer import answer_system_prompt, build_answer_messages
 from chatwright.generation.llm import complete
 from chatwright.project import AssistantProject
 
 WORK_DIR = Path(__file__).parent / ".work" / "squad2"
-PERSONA = ("You answer questions about encyclopedia articles. Reply with only the shortest phrase from the sources "
-           "that answers the question, not a full sentence.")
+PERSONA = "You answer questions about encyclopedia articles."
+# SQuAD scores short answer spans, so this assistant is configured to answer with a phrase, not sentences.
+INSTRUCTIONS = ("Reply with only the shortest phrase copied from the sources that answers the question, "
+                "not a full sentence.")
 CITATION_MARKERS = re.compile(r"\s*\[\d{1,2}\]")
 
 
@@ -123,7 +125,8 @@ def build_project(articles: dict[str, list[str]], threads: int | None) -> Assist
         slug = re.sub(r"\W+", "-", title.lower()).strip("-")
         (knowledge / f"{slug}.md").write_text(f"# {title}\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")
     config = {"name": "SQuAD reader", "persona": PERSONA, "tone": "neutral",
-              "generation": {"max_answer_tokens": 32, "rewrite_follow_ups": False},
+              "generation": {"answer_instructions": INSTRUCTIONS, "max_answer_tokens": 32,
+                             "rewrite_follow_ups": False},
               "abstention": {"min_similarity": -1.0, "min_coverage": 0.0},
               **({"models": {"threads": threads}} if threads else {})}
     (WORK_DIR / "assistant.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -172,7 +175,8 @@ def run_questions(assistant: Assistant, questions: Sequence[Question], baseline_
     def baseline(q: Question) -> dict[str, Any]:
         started = time.perf_counter()
         dense = knowledge.search(q.question, top_k=3, candidates=retrieval.candidates, mode="dense")
-        text = complete(llm, build_answer_messages(PERSONA, "neutral", q.question, dense, []), max_tokens=32)
+        prompt = build_answer_messages(answer_system_prompt(assistant.config), q.question, dense, [])
+        text = complete(llm, prompt, max_tokens=32)
         return {"baseline": clean_prediction(text), "baseline_s": round(time.perf_counter() - started, 3),
                 "dense_hit": answer_contained((p.text for p in dense), q.answers) if q.answers else None}
 

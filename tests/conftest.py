@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,7 @@ import pytest
 from chatwright.knowledge.index import KnowledgeIndex
 from chatwright.models.registry import load_embedder
 from chatwright.project import AssistantProject
-from database_urls import sqlite_url
-from servers import ServedProcess, chatwright_serve, free_port
+from servers import RestartableServer
 
 EXAMPLE_BANK = Path(__file__).resolve().parents[1] / "examples" / "bank"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -48,41 +46,9 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-class BankServer:
-    """`chatwright serve` on the bank demo with an SQLite database in a temporary folder; restartable on the
-    same port and database, as a deployment restarts."""
-
-    def __init__(self, project: Path, state: Path) -> None:
-        self.project = project
-        self.database_url = sqlite_url(state)
-        self.log_path = state / "serve.log"
-        self.port = free_port()
-        self._running = ExitStack()
-        self.process: ServedProcess | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = self._running.enter_context(
-            chatwright_serve(self.project, self.log_path, database_url=self.database_url, port=self.port))
-
-    def stop(self) -> int | None:
-        """Stop gracefully; the exit status."""
-        process = self.process
-        self._running.close()
-        self.process = None
-        return process.process.returncode if process else None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-
 @pytest.fixture(scope="session")
-def bank_server(bank_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BankServer]:
-    server = BankServer(bank_project, tmp_path_factory.mktemp("bank_server"))
+def bank_server(bank_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartableServer]:
+    server = RestartableServer(bank_project, tmp_path_factory.mktemp("bank_server"))
     server.start()
     try:
         yield server

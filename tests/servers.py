@@ -8,13 +8,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+
+from database_urls import sqlite_url
 
 
 def free_port() -> int:
@@ -89,3 +91,37 @@ def chatwright_serve(project_dir: Path, log_path: Path, *, database_url: str | N
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class RestartableServer:
+    """`chatwright serve` with an SQLite database in `state` unless given another; restartable on the same port
+    and database, as a deployment restarts."""
+
+    def __init__(self, project: Path, state: Path, database_url: str | None = None) -> None:
+        self.project = project
+        self.database_url = database_url or sqlite_url(state)
+        self.log_path = state / "serve.log"
+        self.port = free_port()
+        self._running = ExitStack()
+        self.process: ServedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = self._running.enter_context(
+            chatwright_serve(self.project, self.log_path, database_url=self.database_url, port=self.port))
+
+    def stop(self) -> None:
+        """SIGTERM, as a service manager stops it: uvicorn finishes the turns in production, then exits."""
+        self._running.close()
+        self.process = None
+
+    def log(self) -> str:
+        """The output of every start so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

@@ -33,6 +33,10 @@ class ModelsConfig(_Strict):
 
 
 class GenerationConfig(_Strict):
+    answer_instructions: str = Field(
+        default=("Answer the customer's question in one to three sentences of your own, using only the sources. "
+                 "Do not add facts, fees, numbers or steps that are not in the sources."),
+        description="how to answer from the sources; appended to the persona")
     max_answer_tokens: int = Field(default=256, ge=8)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     history_tokens: int = Field(default=1024, ge=0, description="budget for earlier turns in the prompt")

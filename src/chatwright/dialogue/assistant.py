@@ -12,7 +12,7 @@ from chatwright.config import AssistantConfig
 from chatwright.dialogue.responses import ResponseBook
 from chatwright.dialogue.types import Citation, HistoryTurn, Reply, ReplyEvent, Route, Token, Understanding
 from chatwright.errors import GenerationUnavailable
-from chatwright.generation.answer import AnswerResult, GroundedAnswerer
+from chatwright.generation.answer import AnswerResult, GroundedAnswerer, answer_system_prompt
 from chatwright.generation.llm import LLM
 from chatwright.generation.rewrite import QueryRewriter
 from chatwright.knowledge.index import KnowledgeIndex
@@ -59,7 +59,7 @@ class Assistant:
         self._rewriter = QueryRewriter(llm)
         self._support = SupportChecker(config.abstention)
         generation = config.generation
-        self._answerer = GroundedAnswerer(llm, persona=config.persona, tone=config.tone,
+        self._answerer = GroundedAnswerer(llm, system_prompt=answer_system_prompt(config),
                                           max_tokens=generation.max_answer_tokens,
                                           temperature=generation.temperature,
                                           history_tokens=generation.history_tokens)

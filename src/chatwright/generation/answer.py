@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from chatwright.config import AssistantConfig
 from chatwright.dialogue.types import HistoryTurn
 from chatwright.generation.history import fit_history
 from chatwright.generation.llm import LLM, ChatMessage
@@ -15,11 +16,6 @@ from chatwright.knowledge.terms import terms
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 # A passage is cited when it holds at least this share of the answer's terms that the best passage holds.
 _ATTRIBUTION_RATIO = 0.8
-
-_RULES = (
-    "Answer the customer's question in one to three sentences of your own, using only the sources. "
-    "Do not add facts, fees, numbers or steps that are not in the sources."
-)
 
 
 @dataclass
@@ -35,13 +31,18 @@ def format_sources(passages: Sequence[Passage]) -> str:
                        for number, passage in enumerate(passages, start=1))
 
 
-def build_answer_messages(persona: str, tone: str, question: str, passages: Sequence[Passage],
+def build_answer_messages(system_prompt: str, question: str, passages: Sequence[Passage],
                           history: Sequence[HistoryTurn]) -> list[ChatMessage]:
     """Constant system prompt first, so llama.cpp reuses its cached prefix across turns."""
-    messages = [ChatMessage("system", f"{persona} Your tone is {tone}. {_RULES}")]
+    messages = [ChatMessage("system", system_prompt)]
     messages += [ChatMessage(turn.role, turn.text) for turn in history]
     messages.append(ChatMessage("user", f"{format_sources(passages)}\n\nCustomer question: {question}"))
     return messages
+
+
+def answer_system_prompt(config: AssistantConfig) -> str:
+    """Persona, tone and answering instructions: the part of every answer prompt that never changes."""
+    return f"{config.persona} Your tone is {config.tone}. {config.generation.answer_instructions}"
 
 
 def cited_numbers(text: str, passage_count: int) -> list[int]:
@@ -72,11 +73,10 @@ def attribute(answer: str, passages: Sequence[Passage]) -> tuple[list[int], floa
 
 
 class GroundedAnswerer:
-    def __init__(self, llm: LLM, *, persona: str, tone: str, max_tokens: int, temperature: float,
+    def __init__(self, llm: LLM, *, system_prompt: str, max_tokens: int, temperature: float,
                  history_tokens: int) -> None:
         self._llm = llm
-        self._persona = persona
-        self._tone = tone
+        self._system_prompt = system_prompt
         self._max_tokens = max_tokens
         self._temperature = temperature
         self._history_tokens = history_tokens
@@ -85,7 +85,7 @@ class GroundedAnswerer:
                result: AnswerResult) -> Iterator[str]:
         """Yield the answer as it is generated, then its citation markers; fill `result` when done."""
         kept_history = fit_history(history, self._history_tokens, self._llm.count_tokens)
-        messages = build_answer_messages(self._persona, self._tone, question, passages, kept_history)
+        messages = build_answer_messages(self._system_prompt, question, passages, kept_history)
         for piece in self._llm.stream(messages, max_tokens=self._max_tokens, temperature=self._temperature):
             result.text += piece
             yield piece
