@@ -10,6 +10,7 @@ from chatwright.nlu.data_checks import validate_data
 from chatwright.nlu.importers import import_dataset
 from chatwright.nlu.splits import split_data
 from chatwright.nlu.training_data import NluData, load_nlu_data, normalised_text
+from shared_data import SHARED_DATA
 
 INTENTS = """\
 intents:
@@ -70,14 +71,14 @@ def test_validate_finds_entity_conflicts_and_unused_slots(tmp_path: Path) -> Non
 
 
 def test_validate_finds_the_real_banking77_label_conflict() -> None:
-    data = import_dataset(Path("/work/shared/data/banking77/train.csv"))
+    data = import_dataset(SHARED_DATA / "banking77" / "train.csv")
     conflicts = [issue for issue in validate_data(data) if issue.code == "conflict"]
     assert conflicts and all(issue.level == "error" for issue in conflicts)
     assert any("'Has my top-up gone through?'" in issue.message for issue in conflicts)
 
 
 def test_split_is_deterministic_stratified_and_disjoint() -> None:
-    data = import_dataset(Path("/work/shared/data/snips/test"))
+    data = import_dataset(SHARED_DATA / "snips" / "test")
     train, validation, test = split_data(data, validation=0.1, test=0.2, seed=7)
     again = split_data(data, validation=0.1, test=0.2, seed=7)
     assert [part.examples() for part in again] == [part.examples() for part in (train, validation, test)]

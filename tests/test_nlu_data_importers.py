@@ -23,8 +23,9 @@ from chatwright.nlu.importers import (
 from chatwright.nlu.markup import EntitySpan, to_bio
 from chatwright.nlu.sentiment_data import Sentiment, load_sentiment_data, write_sentiment_jsonl
 from chatwright.nlu.training_data import load_nlu_data, write_entities_yaml, write_intents_yaml
+from shared_data import SHARED_DATA
 
-DATA = Path("/work/shared/data")
+DATA = SHARED_DATA
 SNIPS_TEST = DATA / "snips" / "test"
 
 
