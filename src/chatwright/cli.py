@@ -177,7 +177,8 @@ def chat(directory: ProjectDir,
             understanding = reply.understanding
             console.print(f"  [dim]intent={understanding.intent} confidence={understanding.confidence:.2f} "
                           f"route={reply.route.value} rewritten={reply.rewritten_query!r} "
-                          f"abstained={reply.abstained} timings={reply.timings_ms}[/]", highlight=False)
+                          f"abstained={reply.abstained} support={reply.support} timings={reply.timings_ms}[/]",
+                          highlight=False)
         history += [HistoryTurn("user", message), HistoryTurn("assistant", reply.text)]
 
 
