@@ -72,7 +72,6 @@ SMALL_TALK_ROUTES = {"greeting", "thanks", "goodbye"}
 
 # The citation markers the server appends as one last token event after generation (" [1]" or " [1][3]");
 # the model itself cannot emit them as one piece (Qwen's tokenizer splits digits), so they are not decode time.
-_MARKERS = re.compile(r" (\[\d{1,2}\])+")
 _TRAILING_MARKERS = re.compile(r"\s*(?:\[\d{1,2}\])+\s*$")
 _RSS_POLL_S = 0.1
 _BUSY_SHARE = 0.05  # other processes' share of the CPU above which a phase's timings are flagged
@@ -316,10 +315,8 @@ def server_turn(client: httpx.Client, url: str, message: str, count_tokens: Toke
     generated = turn["route"] == "knowledge" and not turn["abstained"] and not turn["error"] and pieces
     generation = None
     if generated:
-        if len(pieces) > 1 and turn["citations"] and _MARKERS.fullmatch(pieces[-1]):
-            pieces, times = pieces[:-1], times[:-1]
-        # The server batches pieces, so the appended citation markers may share the last event: not decoded text.
-        text = _TRAILING_MARKERS.sub("", "".join(pieces)) if turn["citations"] else "".join(pieces)
+        # The citation markers appended after generation are not decoded text (they may share the last event).
+        text = _TRAILING_MARKERS.sub("", "".join(pieces))
         generation = Generation(ttft_s=times[0], total_s=times[-1], text=text, events=len(pieces),
                                 tokens=count_tokens(text), decode_s=times[-1] - times[0])
     return ServerTurn(message=message, turn_s=turn_s, route=turn["route"], abstained=turn["abstained"],

@@ -22,7 +22,6 @@ _ATTRIBUTION_RATIO = 0.8
 class AnswerResult:
     text: str = ""
     cited: list[int] = field(default_factory=list)  # 1-based numbers of the passages the answer rests on
-    grounding: float = 0.0  # share of the answer's terms found in the cited passages
 
 
 def format_sources(passages: Sequence[Passage]) -> str:
@@ -55,21 +54,19 @@ def cited_numbers(text: str, passage_count: int) -> list[int]:
     return seen
 
 
-def attribute(answer: str, passages: Sequence[Passage]) -> tuple[list[int], float]:
-    """The passages the answer's content comes from, measured by shared terms, and the share it covers.
+def attribute(answer: str, passages: Sequence[Passage]) -> list[int]:
+    """The passages the answer's content comes from, measured by shared terms.
 
     Small models cite unreliably, so attribution is measured rather than taken from the model's markers.
     """
     answer_terms = set(terms(_CITATION.sub(" ", answer)))
     if not answer_terms or not passages:
-        return [], 0.0
+        return []
     overlaps = [len(answer_terms & set(terms(p.text))) / len(answer_terms) for p in passages]
     best = max(overlaps)
     if best == 0.0:
-        return [], 0.0
-    cited = [number for number, overlap in enumerate(overlaps, start=1) if overlap >= _ATTRIBUTION_RATIO * best]
-    covered = set().union(*(set(terms(passages[n - 1].text)) for n in cited)) & answer_terms
-    return cited, len(covered) / len(answer_terms)
+        return []
+    return [number for number, overlap in enumerate(overlaps, start=1) if overlap >= _ATTRIBUTION_RATIO * best]
 
 
 class GroundedAnswerer:
@@ -91,7 +88,7 @@ class GroundedAnswerer:
             yield piece
         result.text = result.text.strip()
         explicit = cited_numbers(result.text, len(passages))
-        measured, result.grounding = attribute(result.text, passages)
+        measured = attribute(result.text, passages)
         result.cited = explicit or measured
         if not explicit and measured:
             markers = " " + "".join(f"[{number}]" for number in measured)

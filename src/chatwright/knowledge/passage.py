@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,6 @@ class Passage:
     score: float = 0.0  # fused retrieval score (higher is better)
     dense_score: float = 0.0  # cosine similarity between query and chunk
     lexical_score: float = 0.0  # BM25 score
-    extra: dict[str, str] = field(default_factory=dict)
 
     def with_text(self, text: str) -> Passage:
         return replace(self, text=text)

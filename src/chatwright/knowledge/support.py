@@ -20,7 +20,6 @@ class SupportDecision:
     supported: bool
     similarity: float  # best question-to-passage cosine
     coverage: float  # share of the question's terms found in the best-covering passage
-    reason: str
 
     def scores(self) -> dict[str, float]:
         return {"similarity": round(self.similarity, 4), "coverage": round(self.coverage, 4)}
@@ -41,11 +40,8 @@ class SupportChecker:
 
     def check(self, question: str, passages: Sequence[Passage]) -> SupportDecision:
         if not passages:
-            return SupportDecision(False, 0.0, 0.0, "no passages retrieved")
+            return SupportDecision(False, 0.0, 0.0)
         similarity = max(passage.dense_score for passage in passages)
         coverage = max(term_coverage(question, passage) for passage in passages)
-        if similarity < self._config.min_similarity:
-            return SupportDecision(False, similarity, coverage, "passages are not about the question")
-        if coverage < self._config.min_coverage:
-            return SupportDecision(False, similarity, coverage, "passages miss key terms of the question")
-        return SupportDecision(True, similarity, coverage, "supported")
+        supported = similarity >= self._config.min_similarity and coverage >= self._config.min_coverage
+        return SupportDecision(supported, similarity, coverage)
