@@ -1,5 +1,6 @@
 """A stand-in for the dialogue pipeline in server tests: it echoes the message word by word and cites one
-passage, so HTTP, streaming and storage can be tested in seconds. The real pipeline has its own e2e test."""
+passage, so HTTP, streaming and storage can be tested in seconds. The real pipeline has its own e2e test.
+Like the real one it adds a user and a bot message to the event log, and it keeps the logs it was given."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from chatwright.config import AssistantConfig
+from chatwright.dialogue.events import BotMessage, Event, UserMessage
 from chatwright.dialogue.types import Citation, HistoryTurn, Reply, ReplyEvent, Route, Token, Understanding
 from chatwright.errors import GenerationUnavailable
 
@@ -26,8 +28,11 @@ class EchoAssistant:
         self.name = ECHO_NAME
         self.config = AssistantConfig(name=ECHO_NAME)
         self.token_delay_s = token_delay_s
+        self.received_events: list[list[Event]] = []
 
-    def respond(self, history: Sequence[HistoryTurn], message: str) -> Iterator[ReplyEvent]:
+    def respond(self, history: Sequence[HistoryTurn], message: str,
+                events: Sequence[Event] = ()) -> Iterator[ReplyEvent]:
+        self.received_events.append(list(events))
         text = echo_text(message, len(history))
         for number, word in enumerate(text.split(" ")):
             if number == 1 and FAILING_WORD in message:
@@ -35,5 +40,7 @@ class EchoAssistant:
             time.sleep(self.token_delay_s)
             yield Token(word if number == 0 else f" {word}")
         understanding = Understanding(intent="ask_question", confidence=0.9, route=Route.KNOWLEDGE)
+        new_events = [UserMessage.of(message, understanding), BotMessage(text=text)]
         yield Reply(text=text, route=Route.KNOWLEDGE, understanding=understanding, citations=[REFUND_PASSAGE],
-                    rewritten_query=message, timings_ms={"generate_ms": 1.5})
+                    rewritten_query=message, timings_ms={"generate_ms": 1.5}, decision="knowledge",
+                    events=[event.to_dict() for event in new_events])

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from flows_project import write_flows_project
+
 CLI = [sys.executable, "-m", "chatwright.cli"]
 
 
@@ -128,3 +130,19 @@ def test_ask_json_answers_with_citations_or_says_it_does_not_know(
     assert unknown["abstained"] is True
     assert unknown["citations"] == []
     assert unknown["text"].startswith("I couldn't find that in our help centre")
+
+
+def test_chat_debug_shows_understanding_state_and_decision_and_keeps_the_flow_across_turns(tmp_path: Path) -> None:
+    project = write_flows_project(tmp_path / "acme")
+    result = subprocess.run([*CLI, "chat", str(project), "--debug"], capture_output=True, text=True, timeout=300,
+                            input="send 50 euros to Anna\nno, make that 60\n\n", check=False)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Acme Bank> Send 50.00 EUR to Anna?" in out and "Acme Bank> Send 60.00 EUR to Anna?" in out
+    assert "understood: intent=transfer_money confidence=" in out
+    assert "entities: MONEY={'amount': 50.0, 'currency': 'EUR'} (spacy), PERSON='Anna' (spacy)" in out
+    assert re.search(r"sentiment: (negative|neutral|positive) \d\.\d\d", out), out
+    assert "state: flow=transfer_money step=2 awaiting=confirm slots={" in out and "'recipient': 'Anna'" in out
+    assert "top 3: transfer_money " in out
+    assert "decision: start_flow" in out and "decision: continue_flow" in out
+    assert "'amount': {'amount': 60.0, 'currency': 'EUR'}" in out

@@ -1,5 +1,6 @@
 """End to end: `chatwright serve` on the bank demo with the real models, a conversation over HTTP with a
-follow-up, an unanswerable question, feedback, and a server restart in the middle."""
+follow-up, an unanswerable question, feedback, and a server restart in the middle; and a flow that a restart
+interrupts, which the new process finishes from the stored events."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import httpx
 import pytest
 
 from chatwright.project import AssistantProject
-from database_urls import postgres_schema_url
+from conftest import ingest
+from database_urls import BACKENDS, database_url, postgres_schema_url
+from flows_project import write_flows_project
 from servers import RestartableServer
 
 VISA_QUESTION = "What is the fee for topping up with a Visa card?"
@@ -183,3 +186,45 @@ def test_a_conversation_in_postgresql_survives_a_restart(postgres_server: Restar
         # Greeting variants rotate with the turn number, which the new process can only know from the store.
         second = send(http, conversation_id, "Hi!")["turn"]
     assert second["text"] == responses["greeting"][1]
+
+
+@pytest.fixture(params=BACKENDS)
+def flows_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RestartableServer]:
+    project = write_flows_project(tmp_path / "acme")
+    ingest(project)
+    with database_url(request.param, tmp_path) as url:
+        server = RestartableServer(project, tmp_path, url)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def test_a_flow_interrupted_by_a_restart_resumes_from_the_stored_events(flows_server: RestartableServer) -> None:
+    with client(flows_server) as http:
+        conversation_id = new_conversation(http)
+        asked = send(http, conversation_id, "send 50 euros to Anna")["turn"]
+    assert asked["text"].endswith("Send 50.00 EUR to Anna?")
+
+    flows_server.restart()
+
+    with client(flows_server) as http:
+        # The new process knows the flow, its step and its slots only from the stored events.
+        corrected = send(http, conversation_id, "no, make that 60")["turn"]
+        assert corrected["text"].endswith("Send 60.00 EUR to Anna?")
+        done = send(http, conversation_id, "yes")["turn"]
+        assert done["text"].endswith("Done! 60.00 EUR is on its way to Anna, reference T-Anna-60.")
+        conversation = http.get(f"/api/conversations/{conversation_id}").json()
+
+    events = conversation["events"]
+    assert [event["seq"] for event in events] == list(range(len(events)))
+    assert [event["payload"]["text"] for event in events if event["type"] == "user_message"] == [
+        "send 50 euros to Anna", "no, make that 60", "yes"]
+    flows = [(event["type"], event["payload"]["flow"]) for event in events
+             if event["type"] in ("flow_started", "flow_completed")]
+    assert flows == [("flow_started", "transfer_money"), ("flow_completed", "transfer_money")]
+    [called] = [event["payload"] for event in events if event["type"] == "action_called"]
+    assert called["args"] == {"recipient": "Anna", "amount": {"amount": 60.0, "currency": "EUR"}}
+    assert [turn["text"] for turn in conversation["turns"] if turn["role"] == "assistant"] == [
+        asked["text"], corrected["text"], done["text"]]

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 import chatwright
+from chatwright.dialogue.events import BotMessage, UserMessage
 from chatwright.server.app import create_app
 from chatwright.server.turns import UNAVAILABLE_TEXT
 from chatwright.store.repository import ConversationStore
@@ -28,6 +29,7 @@ MAX_CHARS = 300
 @dataclass
 class Server:
     client: httpx.Client
+    assistant: EchoAssistant
 
     def new_conversation(self) -> str:
         response = self.client.post("/api/conversations")
@@ -48,10 +50,11 @@ class Server:
 @contextmanager
 def running_server(url: str, *, token_delay_s: float = 0.02) -> Iterator[Server]:
     store = ConversationStore(url)
-    app = create_app(EchoAssistant(token_delay_s=token_delay_s), store, max_message_chars=MAX_CHARS)
+    assistant = EchoAssistant(token_delay_s=token_delay_s)
+    app = create_app(assistant, store, max_message_chars=MAX_CHARS)
     try:
         with uvicorn_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as client:
-            yield Server(client)
+            yield Server(client, assistant)
     finally:
         store.close()
 
@@ -89,7 +92,8 @@ def test_a_message_gets_a_stored_json_reply(server: Server) -> None:
     assert turn["text"] == echo_text("How long do refunds take?", 0)
     assert turn["route"] == "knowledge"
     assert turn["citations"][0]["title"] == REFUND_PASSAGE.title
-    assert turn["understanding"] == {"intent": "ask_question", "confidence": 0.9, "route": "knowledge"}
+    assert turn["understanding"] == {"intent": "ask_question", "confidence": 0.9, "route": "knowledge",
+                                     "ranking": [], "entities": [], "sentiment": None, "out_of_scope": False}
     assert {"generate_ms", "wait_ms", "turn_ms"} <= set(turn["timings_ms"])
 
     stored = server.turns(conversation_id)
@@ -115,6 +119,23 @@ def test_a_streamed_reply_sends_tokens_then_the_stored_turn(server: Server, ask:
     done = events[-1][1]
     assert streamed == done["turn"]["text"] == echo_text("Can I return shoes?", 0)
     assert [t["id"] for t in server.turns(conversation_id)] == [done["user_turn_id"], done["turn"]["id"]]
+
+
+def test_each_turn_gets_the_stored_event_log_and_adds_its_own_events(server: Server) -> None:
+    conversation_id = server.new_conversation()
+    first = server.send(conversation_id, "Where is my card?").json()["turn"]
+    failed = server.send(conversation_id, f"this will be {FAILING_WORD}").json()["turn"]
+    server.send(conversation_id, "and my PIN?")
+
+    given = server.assistant.received_events[-1]
+    assert [(type(event), event.text) for event in given] == [
+        (UserMessage, "Where is my card?"), (BotMessage, first["text"])]
+    response = server.client.get(f"/api/conversations/{conversation_id}")
+    stored = response.json()["events"]
+    assert [(event["seq"], event["type"], event["payload"]["text"]) for event in stored] == [
+        (0, "user_message", "Where is my card?"), (1, "bot_message", first["text"]),
+        (2, "user_message", "and my PIN?"), (3, "bot_message", echo_text("and my PIN?", 4))]
+    assert failed["text"] == UNAVAILABLE_TEXT, "a failed turn adds no events"
 
 
 def test_feedback_is_recorded_on_replies_only(server: Server) -> None:

@@ -9,22 +9,31 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from chatwright.dialogue.events import DialogueState, Event, event_from_dict, replay
 from chatwright.dialogue.types import HistoryTurn, Reply, Token
 from chatwright.errors import ChatwrightError
 from chatwright.project import AssistantProject
+
+if TYPE_CHECKING:
+    from chatwright.evaluation.conversation_runner import TestOutcome
 
 app = typer.Typer(help="Build, test and serve knowledge-grounded support assistants.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 models_app = typer.Typer(help="Prepare the packaged offline models.", no_args_is_help=True)
 data_app = typer.Typer(help="Import, check and split NLU training data.", no_args_is_help=True)
+train_app = typer.Typer(help="Train the assistant's models on its own data.", no_args_is_help=True)
+test_app = typer.Typer(help="Measure the assistant's models and conversations.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
+app.add_typer(test_app, name="test")
 
 console = Console()
 # No wrapping: an error names FILE:LINE, which must stay on one line to be found and copied.
@@ -151,7 +160,8 @@ def ask(directory: ProjectDir, question: Annotated[str, typer.Argument(help="the
 
 @app.command()
 def chat(directory: ProjectDir,
-         debug: Annotated[bool, typer.Option(help="show understanding, decision and timings per turn")] = False
+         debug: Annotated[bool, typer.Option(help="show understanding, dialogue state, decision and timings per "
+                                                  "turn")] = False
          ) -> None:
     """Talk to the assistant in the terminal (replies stream; empty line or Ctrl-D ends)."""
     from chatwright.dialogue.assistant import Assistant
@@ -161,6 +171,7 @@ def chat(directory: ProjectDir,
         assistant = Assistant.from_project(AssistantProject.load(directory))
     console.print(f"[bold]{assistant.name}[/] — type your message; an empty line ends the chat.")
     history: list[HistoryTurn] = []
+    events: list[Event] = []  # the conversation's event log, kept in memory: flows continue across turns
     while True:
         try:
             message = console.input("[bold cyan]you>[/] ").strip()
@@ -170,16 +181,40 @@ def chat(directory: ProjectDir,
             break
         console.out(f"{assistant.name}> ", end="", highlight=False)
         with _user_errors():
-            reply = _run_turn(lambda m=message, h=list(history): assistant.respond(h, m),  # type: ignore[misc]
-                              show_tokens=True)
+            reply = _run_turn(lambda m=message, h=list(history), e=list(events):  # type: ignore[misc]
+                              assistant.respond(h, m, e), show_tokens=True)
         _print_sources(reply)
+        events += [event_from_dict(data) for data in reply.events]
         if debug:
-            understanding = reply.understanding
-            console.print(f"  [dim]intent={understanding.intent} confidence={understanding.confidence:.2f} "
-                          f"route={reply.route.value} rewritten={reply.rewritten_query!r} "
-                          f"abstained={reply.abstained} support={reply.support} timings={reply.timings_ms}[/]",
-                          highlight=False)
+            _print_debug(reply, replay(events))
         history += [HistoryTurn("user", message), HistoryTurn("assistant", reply.text)]
+
+
+def _print_debug(reply: Reply, state: DialogueState) -> None:
+    """What the assistant understood, where the dialogue stands after the turn, and what it decided."""
+    understanding = reply.understanding
+    ranking = ", ".join(f"{score.intent} {score.confidence:.2f}" for score in understanding.ranking[:3]) or "-"
+    entities = ", ".join(f"{entity.entity}={entity.value!r} ({entity.extractor})"
+                         for entity in understanding.entities) or "-"
+    sentiment = understanding.sentiment
+    feeling = f"{sentiment.label} {sentiment.score:.2f}" if sentiment is not None else "-"
+    frame = state.stack[-1] if state.stack else None
+    where = (f"flow={frame.flow} step={frame.step} awaiting={frame.awaiting}"
+             f"{' (interrupted)' if frame.interrupted else ''}") if frame is not None else "flow=-"
+    lines = [
+        f"understood: intent={understanding.intent} confidence={understanding.confidence:.2f} "
+        f"route={understanding.route.value} out_of_scope={understanding.out_of_scope}",
+        f"  top 3: {ranking}",
+        f"  entities: {entities}",
+        f"  sentiment: {feeling}",
+        f"state: {where} slots={dict(state.slots)} failures={state.failures} "
+        f"negative_streak={state.negative_streak} handoff={state.handoff}",
+        f"decision: {reply.decision} route={reply.route.value} handoff={reply.handoff} "
+        f"rewritten={reply.rewritten_query!r} abstained={reply.abstained} support={reply.support}",
+        f"timings: {reply.timings_ms}",
+    ]
+    for line in lines:
+        console.print(Text(f"  {line}", style="dim"), soft_wrap=True)
 
 
 @app.command()
@@ -268,6 +303,110 @@ def data_split(directory: ProjectDir,
         (out / name).mkdir(parents=True, exist_ok=True)
         write_intents_yaml(part, out / name / "intents.yaml")
         console.print(f"{name}: {len(part.examples())} examples")
+
+
+@train_app.command("nlu")
+def train_nlu(directory: ProjectDir,
+              mode: Annotated[str | None, typer.Option(help="full, lora or quick; default from assistant.yaml")] = None,
+              augment: Annotated[int | None, typer.Option(help="augmented copies per annotated example")] = None
+              ) -> None:
+    """Fine-tune the intent and slot model (and the sentiment model when sentiment.jsonl exists)."""
+    from chatwright.training.train_nlu import train_project
+
+    _configure_logging()
+    with _user_errors():
+        project = AssistantProject.load(directory)
+        settings = project.config.nlu.training
+        overrides = {key: value for key, value in (("mode", mode), ("augment_copies", augment)) if value is not None}
+        settings = settings.model_validate({**settings.model_dump(), **overrides})
+        result = train_project(project, settings)
+    for outcome in (result.intent, result.sentiment):
+        if outcome is not None:
+            figures = ", ".join(f"{key} {value}" for key, value in outcome.metrics.items())
+            console.print(f"[bold]{outcome.card.kind}[/] → {outcome.directory}: {figures}", highlight=False)
+
+
+@test_app.command("nlu")
+def test_nlu(directory: ProjectDir,
+             data: Annotated[Path | None, typer.Option(
+                 help="held-out intents.yaml, or a folder with intents.yaml (and sentiment.jsonl); "
+                      "default: PROJECT/tests/nlu/")] = None,
+             cross_validation: Annotated[int | None, typer.Option(
+                 "--cross-validation", min=2, help="train K models on K folds of the training data instead")] = None,
+             out: Annotated[Path | None, typer.Option(help="report folder; default PROJECT/reports/nlu")] = None
+             ) -> None:
+    """Report intent, slot, out-of-scope and sentiment quality, with plots, an HTML report and an errors file."""
+    from chatwright.evaluation.nlu_testing import cross_validate, score_held_out
+    from chatwright.nlu.intent_classifier import IntentSlotClassifier
+    from chatwright.nlu.interpreter import project_nlu_data, project_sentiment_classifier
+    from chatwright.nlu.sentiment_data import load_sentiment_data
+    from chatwright.nlu.training_data import load_nlu_data
+
+    _configure_logging()
+    with _user_errors():
+        project = AssistantProject.load(directory)
+        out_dir = out or project.root / "reports" / "nlu"
+        title = f"{project.config.name}: NLU"
+        if cross_validation:
+            data_all = project_nlu_data(project)
+            if data_all is None:
+                raise ChatwrightError(f"no intents.yaml in {project.root} to cross-validate")
+            result = cross_validate(data_all, project.config.nlu.training, cross_validation,
+                                    out_dir, title=f"{title} ({cross_validation}-fold cross-validation)",
+                                    root=project.root)
+        else:
+            source = data or project.root / "tests" / "nlu"
+            intents_file = source / "intents.yaml" if source.is_dir() else source
+            if not intents_file.is_file():
+                raise ChatwrightError(f"no held-out data at {intents_file}; pass --data or --cross-validation K")
+            sentiment_file = intents_file.with_name("sentiment.jsonl")
+            sentiment_examples = load_sentiment_data(sentiment_file) if sentiment_file.is_file() else []
+            classifier = IntentSlotClassifier.load(project.intent_model_dir, root=project.root)
+            held_out = load_nlu_data(intents_file, _entities_path(project.root), min_examples=1)
+            result = score_held_out(classifier, project_sentiment_classifier(project), held_out,
+                                    sentiment_examples, out_dir, title=title)
+    for key, value in result.metrics.headline().items():
+        console.print(f"{key}: {value:.4f}", highlight=False)
+    console.print(f"report: {result.files.html}", highlight=False)
+
+
+@test_app.command("conversations")
+def test_conversations(directory: ProjectDir,
+                       tests: Annotated[Path | None, typer.Option(
+                           help="a test file or folder; default: PROJECT/tests/conversations/")] = None,
+                       out: Annotated[Path | None, typer.Option(
+                           help="report folder; default PROJECT/reports/conversations")] = None) -> None:
+    """Run conversation tests through the real pipeline; report each failing turn and exit 1 if any fails."""
+    from chatwright.dialogue.assistant import Assistant
+    from chatwright.evaluation.conversation_report import summary, write_report
+    from chatwright.evaluation.conversation_runner import run_tests
+    from chatwright.evaluation.conversation_tests import load_test_folder
+
+    _configure_logging()
+    with _user_errors():
+        project = AssistantProject.load(directory)
+        cases = load_test_folder(tests or project.conversation_tests_dir)
+        assistant = Assistant.from_project(project)
+        if not len(assistant.knowledge):
+            errors.print(f"warning: the knowledge index is empty, so knowledge answers cannot pass; run "
+                         f"`chatwright ingest {directory}` first", highlight=False)
+        outcomes = run_tests(assistant, cases, progress=_show_outcome)
+        files = write_report(outcomes, out or project.root / "reports" / "conversations",
+                             title=f"{project.config.name}: conversation tests")
+    counts = summary(outcomes)
+    console.print(f"{counts['passed']} of {counts['tests']} tests passed; report: {files.markdown}", highlight=False)
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+def _show_outcome(outcome: TestOutcome) -> None:
+    from rich.markup import escape
+
+    from chatwright.evaluation.conversation_report import failure_lines
+
+    console.print(f"{'[green]pass[/]' if outcome.passed else '[red]FAIL[/]'} {escape(outcome.test.name)}")
+    for line in failure_lines(outcome):
+        errors.print(f"  {line}", highlight=False, markup=False)
 
 
 def main() -> None:

@@ -71,6 +71,55 @@ class RoutingConfig(_Strict):
                                   description="minimum intent confidence to leave the knowledge route")
 
 
+class DialogueConfig(_Strict):
+    """How the dialogue policy chooses between flows, knowledge, clarifying and handing off."""
+
+    min_confidence: float = Field(default=0.6, ge=0.0, le=1.0,
+                                  description="minimum intent confidence to start or switch to a flow unasked")
+    clarify_margin: float = Field(default=0.1, ge=0.0, le=1.0,
+                                  description="ask which one was meant when the top two intents are this close")
+    clarify_min_confidence: float = Field(
+        default=0.4, ge=0.0, le=1.0, description="confidence the runner-up needs to be offered as an option")
+    handoff_after_failures: int | None = Field(
+        default=3, ge=1, description="hand off after this many answers in a row were not accepted; null: never")
+    handoff_negative_turns: int | None = Field(
+        default=3, ge=1, description="hand off after this many negative messages in a row; null: never")
+    negative_score: float = Field(default=0.9, ge=0.0, le=1.0,
+                                  description="minimum score of a negative reading to apologise or count as upset")
+    llm_flow_proposals: bool = Field(
+        default=True, description="when the NLU is unsure, let the LLM propose a flow marked `llm: true`")
+    cancel_intent: str = Field(default="cancel", description="intent in intents.yaml that cancels the active flow")
+
+
+class NluTrainingConfig(_Strict):
+    """How `chatwright train nlu` fine-tunes the intent and slot model (and the sentiment model when labelled)."""
+
+    mode: Literal["full", "lora", "quick"] = Field(
+        default="full", description="full fine-tuning, LoRA adapters, or quick: frozen encoder and linear heads")
+    base_model: str = Field(default="packaged:all-minilm-l6-v2", description="encoder to fine-tune")
+    epochs: int = Field(default=12, ge=1, description="upper bound; early stopping usually ends sooner")
+    patience: int = Field(default=3, ge=1, description="epochs without validation gain before stopping")
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=1e-4, gt=0)
+    head_learning_rate: float = Field(default=2e-3, gt=0)
+    lora_rank: int = Field(default=16, ge=1)
+    lora_learning_rate: float = Field(default=1e-3, gt=0, description="adapters learn faster than full weights")
+    max_tokens: int = Field(default=64, ge=8, description="subword tokens per message; longer ones are cut")
+    validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
+    seed: int = 42
+    augment_copies: int = Field(default=0, ge=0, description="augmented copies per annotated example; 0 = off")
+    oos_intent: str = Field(default="out_of_scope", description="intent name of trained out-of-scope examples")
+    oos_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="fixed out-of-scope confidence threshold; default: calibrated")
+
+
+class NluConfig(_Strict):
+    training: NluTrainingConfig = NluTrainingConfig()
+    spacy_entities: list[str] = Field(
+        default_factory=lambda: ["PERSON", "ORG", "GPE", "DATE", "TIME", "MONEY", "CARDINAL"],
+        description="spaCy entity types reported besides the trained slots; [] turns spaCy off")
+
+
 class StorageConfig(_Strict):
     url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite beside the assistant")
 
@@ -89,6 +138,8 @@ class AssistantConfig(_Strict):
     retrieval: RetrievalConfig = RetrievalConfig()
     abstention: AbstentionConfig = AbstentionConfig()
     routing: RoutingConfig = RoutingConfig()
+    nlu: NluConfig = NluConfig()
+    dialogue: DialogueConfig = DialogueConfig()
     storage: StorageConfig = StorageConfig()
     server: ServerConfig = ServerConfig()
     responses: dict[str, list[str]] = Field(

@@ -10,6 +10,12 @@ from chatwright.errors import ConfigError
 
 CONFIG_FILE = "assistant.yaml"
 INTENTS_FILE = "intents.yaml"
+ENTITIES_FILE = "entities.yaml"
+SENTIMENT_FILE = "sentiment.jsonl"
+FLOWS_FILE = "flows.yaml"
+ACTIONS_FILE = "actions.py"
+MODELS_DIR = "models"
+CONVERSATION_TESTS_DIR = "tests/conversations"
 KNOWLEDGE_DIR = "knowledge"
 STATE_DIR = ".chatwright"
 
@@ -34,6 +40,40 @@ class AssistantProject:
     @property
     def intents_path(self) -> Path:
         return self.root / INTENTS_FILE
+
+    @property
+    def entities_path(self) -> Path:
+        return self.root / ENTITIES_FILE
+
+    @property
+    def sentiment_path(self) -> Path:
+        """Optional labelled sentiment examples; without them the packaged SST-2 model is used."""
+        return self.root / SENTIMENT_FILE
+
+    @property
+    def flows_path(self) -> Path:
+        return self.root / FLOWS_FILE
+
+    @property
+    def actions_path(self) -> Path:
+        return self.root / ACTIONS_FILE
+
+    @property
+    def models_dir(self) -> Path:
+        """Trained models: kept beside the project (not in the disposable state directory) and versionable."""
+        return self.root / MODELS_DIR
+
+    @property
+    def intent_model_dir(self) -> Path:
+        return self.models_dir / "nlu"
+
+    @property
+    def sentiment_model_dir(self) -> Path:
+        return self.models_dir / "sentiment"
+
+    @property
+    def conversation_tests_dir(self) -> Path:
+        return self.root / CONVERSATION_TESTS_DIR
 
     @property
     def knowledge_dir(self) -> Path:

@@ -1,32 +1,49 @@
-"""One turn of a conversation, end to end: understand, decide, retrieve, check support, answer."""
+"""One turn of a conversation, end to end: understand, decide, then run a flow or retrieve, check support, answer."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import structlog
 
 from chatwright.config import AssistantConfig
+from chatwright.dialogue.actions import ActionRegistry
+from chatwright.dialogue.clarification import Clarifier
+from chatwright.dialogue.events import Event, UserMessage
+from chatwright.dialogue.flow_proposal import FlowProposer
+from chatwright.dialogue.flow_runner import FlowRunner, FlowTurn
+from chatwright.dialogue.flow_spec import FlowBook, load_flows
+from chatwright.dialogue.policy import Choice, Decision, DialoguePolicy
 from chatwright.dialogue.responses import ResponseBook
+from chatwright.dialogue.slot_entities import slot_entity, with_entities
+from chatwright.dialogue.turn_events import TurnEvents
 from chatwright.dialogue.types import Citation, HistoryTurn, Reply, ReplyEvent, Route, Token, Understanding
 from chatwright.errors import GenerationUnavailable
 from chatwright.generation.answer import AnswerResult, GroundedAnswerer, answer_system_prompt
 from chatwright.generation.llm import LLM
-from chatwright.generation.rewrite import QueryRewriter
+from chatwright.generation.rewrite import QueryRewriter, looks_like_follow_up
 from chatwright.knowledge.index import KnowledgeIndex
 from chatwright.knowledge.passage import Passage
 from chatwright.knowledge.sentence_selection import select_for_passages
 from chatwright.knowledge.support import SupportChecker
 from chatwright.models.embedder import Embedder
 from chatwright.models.registry import load_embedder, load_llm
-from chatwright.nlu.router import EmbeddingRouter, load_routing_intents
+from chatwright.nlu.interpreter import NluInterpreter, project_nlu_data
 from chatwright.project import AssistantProject
 
 log = structlog.get_logger(__name__)
 
-_CANNED_ROUTES = {Route.GREETING, Route.THANKS, Route.GOODBYE, Route.OUT_OF_SCOPE}
+_DECISION_ROUTES = {Decision.HANDOFF: Route.HUMAN, Decision.KNOWLEDGE: Route.KNOWLEDGE,
+                    Decision.OUT_OF_SCOPE: Route.OUT_OF_SCOPE}
+
+
+class Understander(Protocol):
+    """What reads a message: the project's NLU (`NluInterpreter`) or anything with the same method."""
+
+    def understand(self, message: str) -> Understanding: ...
 
 
 @dataclass
@@ -47,13 +64,16 @@ class _Clock:
 
 
 class Assistant:
-    def __init__(self, config: AssistantConfig, *, llm: LLM, embedder: Embedder, router: EmbeddingRouter,
-                 knowledge: KnowledgeIndex) -> None:
+    def __init__(self, config: AssistantConfig, *, llm: LLM, embedder: Embedder, nlu: Understander,
+                 knowledge: KnowledgeIndex, flows: FlowBook | None = None, actions: ActionRegistry | None = None,
+                 knowledge_intents: Mapping[str, str] | None = None) -> None:
+        """`flows` and `actions` from flows.yaml and actions.py (none: the assistant answers from knowledge
+        only); `knowledge_intents` maps intents answered from knowledge to descriptions to clarify with."""
         self.config = config
         self.name = config.name
         self._llm = llm
         self._embedder = embedder
-        self._router = router
+        self._nlu = nlu
         self._knowledge = knowledge
         self._responses = ResponseBook(config.responses, config.name)
         self._rewriter = QueryRewriter(llm)
@@ -63,6 +83,11 @@ class Assistant:
                                           max_tokens=generation.max_answer_tokens,
                                           temperature=generation.temperature,
                                           history_tokens=generation.history_tokens)
+        book = flows or FlowBook({})
+        self._runner = FlowRunner(book, actions)
+        clarifier = Clarifier(book, knowledge_intents or {}, config.dialogue)
+        self._policy = DialoguePolicy(self._runner, clarifier, config.dialogue)
+        self._proposer = FlowProposer(llm, book, today=self._runner.today)
 
     @property
     def llm(self) -> LLM:
@@ -72,36 +97,129 @@ class Assistant:
     def knowledge(self) -> KnowledgeIndex:
         return self._knowledge
 
+    @property
+    def flows(self) -> FlowBook:
+        return self._runner.book
+
     @classmethod
     def from_project(cls, project: AssistantProject) -> Assistant:
-        """Load the project's models (once per process) and its knowledge index."""
+        """Load the project's models (once per process), its flows and actions, and its knowledge index."""
         models = project.config.models
         llm = load_llm(models.llm, root=project.root, threads=models.threads,
                        context_tokens=models.context_tokens)
         embedder = load_embedder(models.embedder, root=project.root)
-        router = EmbeddingRouter(load_routing_intents(project.intents_path), embedder,
-                                 min_confidence=project.config.routing.min_confidence)
+        nlu = NluInterpreter.from_project(project, embedder)
         knowledge = KnowledgeIndex.open(project.index_dir, embedder)
-        return cls(project.config, llm=llm, embedder=embedder, router=router, knowledge=knowledge)
+        actions = ActionRegistry.from_file(project.actions_path) if project.actions_path.is_file() else None
+        flows = load_flows(project.flows_path, actions) if project.flows_path.is_file() else None
+        data = project_nlu_data(project)
+        described = {name: spec.description for name, spec in (data.intents if data else {}).items()
+                     if spec.route is Route.KNOWLEDGE and spec.description
+                     and name != project.config.dialogue.cancel_intent}
+        return cls(project.config, llm=llm, embedder=embedder, nlu=nlu, knowledge=knowledge, flows=flows,
+                   actions=actions, knowledge_intents=described)
 
-    def respond(self, history: Sequence[HistoryTurn], message: str) -> Iterator[ReplyEvent]:
-        """Yield the reply's text pieces as they are produced, then the finished Reply."""
+    def respond(self, history: Sequence[HistoryTurn], message: str,
+                events: Sequence[Event] = ()) -> Iterator[ReplyEvent]:
+        """Yield the reply's text pieces as they are produced, then the finished Reply.
+
+        `history` is the conversation's text for the LLM; `events` its stored event log, which gives the
+        dialogue state (flows in progress, slots). The Reply carries the events this turn adds.
+        """
         clock = _Clock()
-        understanding = self._router.understand(message)
+        understanding = self._nlu.understand(message)
         clock.lap("understand_ms")
-        turn_number = sum(1 for turn in history if turn.role == "assistant")
-        if understanding.route in _CANNED_ROUTES or understanding.route is Route.HUMAN:
-            text = self._responses.pick(understanding.route.value, turn_number)
-            yield Token(text)
-            clock.mark_since_start("total_ms")
-            yield Reply(text=text, route=understanding.route, understanding=understanding,
-                        handoff=understanding.route is Route.HUMAN, timings_ms=clock.marks)
-            return
-        yield from self._answer_from_knowledge(history, message, understanding, clock, turn_number)
+        turn = TurnEvents(events)
+        turn.emit(UserMessage.of(message, understanding))
+        choice = self._policy.decide(turn.state, understanding, message, events)
+        clock.lap("policy_ms")
+        if choice.propose and not looks_like_follow_up(message, history):
+            choice = self._proposed(choice)
+            clock.lap("propose_ms")
+        turn_number = sum(1 for item in history if item.role == "assistant")
+        reply = Reply(text="", route=_DECISION_ROUTES.get(choice.decision, understanding.route),
+                      understanding=understanding, timings_ms=clock.marks, decision=choice.decision.value)
+        if choice.apologise:
+            yield from self._say(turn, self._responses.pick("sorry", turn_number))
+        yield from self._carry_out(choice, turn, reply, history, clock, turn_number)
+        if turn.handed_off:
+            reply.handoff = True
+            yield from self._say(turn, self._responses.pick("human", turn_number))
+        reply.text = " ".join(turn.messages)
+        reply.events = [event.to_dict() for event in turn.events]
+        reply.flow = turn.state.active.flow if turn.state.active is not None else None
+        reply.slots = dict(turn.state.slots)
+        clock.mark_since_start("total_ms")
+        yield reply
 
-    def _answer_from_knowledge(self, history: Sequence[HistoryTurn], message: str, understanding: Understanding,
+    def _proposed(self, choice: Choice) -> Choice:
+        """The flow the LLM proposes for an unsure message, with the values it found; else `choice` as it is."""
+        proposal = self._proposer.propose(choice.text)
+        if proposal is None:
+            return choice
+        flow = self.flows.flows[proposal.flow]
+        found = [slot_entity(self.flows, flow, name, text, choice.text, text, "llm")
+                 for name, text in proposal.values.items()]
+        understanding = with_entities(choice.understanding, *(entity for entity in found if entity is not None))
+        return replace(choice, decision=Decision.START_FLOW, flow=proposal.flow, understanding=understanding,
+                       propose=False)
+
+    def _carry_out(self, choice: Choice, turn: TurnEvents, reply: Reply, history: Sequence[HistoryTurn],
+                   clock: _Clock, turn_number: int) -> Iterator[ReplyEvent]:
+        runner, state = self._runner, turn.state
+        match choice.decision:
+            case Decision.HANDOFF:
+                assert choice.reason is not None  # set with every HANDOFF
+                yield from self._record(turn, runner.hand_off(state, choice.reason))
+            case Decision.CANCEL if state.active is not None:
+                yield from self._record(turn, runner.cancel_active(
+                    state, self._responses.pick("cancelled", turn_number)))
+            case Decision.CANCEL:
+                yield from self._say(turn, self._responses.pick("nothing_to_cancel", turn_number))
+            case Decision.START_FLOW:
+                assert choice.flow is not None  # set with every START_FLOW
+                yield from self._record(turn, runner.start_flow(state, choice.flow, choice.understanding, choice.text))
+            case Decision.CONTINUE_FLOW:
+                yield from self._record(turn, runner.continue_flow(state, choice.understanding, choice.text))
+            case Decision.CLARIFY:
+                assert choice.clarification is not None  # set with every CLARIFY
+                question = self._responses.pick("clarify", turn_number)
+                yield from self._say(turn, question.replace("{options}", choice.clarification.choices))
+            case _:
+                yield from self._answer(choice, turn, reply, history, clock, turn_number)
+        if choice.decision in (Decision.HANDOFF, Decision.CANCEL, Decision.START_FLOW, Decision.CONTINUE_FLOW):
+            clock.lap("flow_ms")
+
+    def _answer(self, choice: Choice, turn: TurnEvents, reply: Reply, history: Sequence[HistoryTurn],
+                clock: _Clock, turn_number: int) -> Iterator[ReplyEvent]:
+        """Small talk, out of scope or a knowledge answer; as a digression, the waiting flow asks again after."""
+        if choice.digression:
+            turn.record(self._runner.interrupt(turn.state))
+        if choice.decision is Decision.KNOWLEDGE:
+            yield from self._answer_from_knowledge(history, choice.text, turn, reply, clock, turn_number)
+        else:
+            key = "out_of_scope" if choice.decision is Decision.OUT_OF_SCOPE else choice.understanding.route.value
+            yield from self._say(turn, self._responses.pick(key, turn_number))
+        if choice.digression:
+            yield from self._record(turn, self._runner.resume(turn.state))
+
+    @staticmethod
+    def _say(turn: TurnEvents, text: str) -> Iterator[ReplyEvent]:
+        """Say one message: messages of a turn read as one reply, one space apart."""
+        yield Token(f" {text}" if turn.messages else text)
+        turn.say(text)
+
+    @staticmethod
+    def _record(turn: TurnEvents, flow_turn: FlowTurn) -> Iterator[ReplyEvent]:
+        separate = bool(turn.messages)
+        for text in turn.record(flow_turn):
+            yield Token(f" {text}" if separate else text)
+            separate = True
+
+    def _answer_from_knowledge(self, history: Sequence[HistoryTurn], message: str, turn: TurnEvents, reply: Reply,
                                clock: _Clock, turn_number: int) -> Iterator[ReplyEvent]:
-        reply = Reply(text="", route=Route.KNOWLEDGE, understanding=understanding, timings_ms=clock.marks)
+        separate = bool(turn.messages)
+        answer = ""
         try:
             if self.config.generation.rewrite_follow_ups:
                 reply.rewritten_query = self._rewriter.rewrite(history, message)
@@ -119,20 +237,20 @@ class Assistant:
                 for piece in self._answerer.stream(query, passages, history, result):
                     if "first_token_ms" not in clock.marks:
                         clock.mark_since_start("first_token_ms")
-                    yield Token(piece)
+                    yield Token(f" {piece}" if separate and not answer else piece)
+                    answer += piece
                 clock.lap("generate_ms")
-                reply.text = result.text
+                answer = result.text
                 reply.citations = _citations(passages, result.cited)
         except GenerationUnavailable as exc:
             log.warning("generation unavailable", error=str(exc))
             reply.error = str(exc)
-            reply.text = self._responses.pick("cannot_answer", turn_number)
-            yield Token(reply.text)
+            yield from self._say(turn, self._responses.pick("cannot_answer", turn_number))
+            return
         if reply.abstained:
-            reply.text = self._responses.pick("dont_know", turn_number)
-            yield Token(reply.text)
-        clock.mark_since_start("total_ms")
-        yield reply
+            yield from self._say(turn, self._responses.pick("dont_know", turn_number))
+            return
+        turn.say(answer)
 
     def _retrieve(self, query: str) -> list[Passage]:
         retrieval = self.config.retrieval

@@ -1,4 +1,5 @@
-"""Fixed replies for routes that need no model (small talk, handoff, abstention), overridable per assistant."""
+"""Fixed replies for turns that need no model (small talk, handoff, abstention, clarifying, cancelling),
+overridable per assistant."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ DEFAULT_RESPONSES: dict[str, tuple[str, ...]] = {
                   "Would you like me to connect you with a member of our support team?",),
     "cannot_answer": ("Sorry, I can't answer right now because of a technical problem. "
                       "Please try again in a moment, or ask to speak to a person.",),
+    "sorry": ("I'm sorry about the trouble.",),
+    "clarify": ("Do you want to {options}?",),  # {options}: "block your card or report a stolen card"
+    "cancelled": ("OK, I've cancelled that.",),
+    "nothing_to_cancel": ("OK. Is there anything else I can help with?",),
 }
 
 

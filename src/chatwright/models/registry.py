@@ -72,17 +72,23 @@ def load_llm(ref: str | EndpointModel, *, root: Path | None = None, threads: int
 def load_embedder(ref: str, *, root: Path | None = None, threads: int | None = None) -> Embedder:
     """The sentence embedder `ref` names: packaged:NAME, a directory (relative to `root`), or hf:ORG/REPO."""
     cpu_threads = threads or available_cpus()
+    name_or_path = encoder_location(ref, root=root)
+    return _cached(_embedders, (name_or_path, cpu_threads),
+                   lambda: _sentence_transformer(name_or_path, cpu_threads))
+
+
+def encoder_location(ref: str, *, root: Path | None = None) -> str:
+    """What transformers' `from_pretrained` takes for an encoder reference: a local directory or a hub id.
+
+    The embedder and the fine-tuned NLU models start from the same encoders, so they resolve them alike."""
     scheme, rest = _split_reference(ref, EMBEDDER_FORMS)
     if scheme == "hf":
         if not re.fullmatch(r"[\w.-]+/[\w.-]+", rest):
-            raise ModelLoadError(f"embedder reference {ref!r} should be hf:ORG/REPO")
-        name_or_path = rest
-    elif scheme == "packaged":
-        name_or_path = str(packaged_embedder_path(rest))
-    else:
-        name_or_path = str(_checked_directory(_local_path(rest, root)))
-    return _cached(_embedders, (name_or_path, cpu_threads),
-                   lambda: _sentence_transformer(name_or_path, cpu_threads))
+            raise ModelLoadError(f"encoder reference {ref!r} should be hf:ORG/REPO")
+        return rest
+    if scheme == "packaged":
+        return str(packaged_embedder_path(rest))
+    return str(_checked_directory(_local_path(rest, root)))
 
 
 def prepare_packaged_models(models: ModelsConfig | None = None) -> list[Path]:

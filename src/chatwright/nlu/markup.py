@@ -14,6 +14,7 @@ from dataclasses import dataclass
 SLOT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _SPECIAL = "[]\\"
 _TOKEN = re.compile(r"\S+")
+_WORD = re.compile(r"\w+(?:['’.,:/-]\w+)*|[^\w\s]")
 
 # A tokenizer returns the (start, end) character offsets of each token of a text.
 Tokenizer = Callable[[str], list[tuple[int, int]]]
@@ -109,6 +110,12 @@ def render_markup(text: str, spans: Sequence[EntitySpan]) -> str:
 def whitespace_tokens(text: str) -> list[tuple[int, int]]:
     """Character offsets of whitespace-separated tokens: how SNIPS and ATIS tokenise."""
     return [match.span() for match in _TOKEN.finditer(text)]
+
+
+def word_tokens(text: str) -> list[tuple[int, int]]:
+    """Character offsets of words, with punctuation split off ("Anna," → "Anna", ","): how the slot tagger reads
+    text, so an entity never absorbs the comma or question mark after it. Pre-tokenised data is unchanged."""
+    return [match.span() for match in _WORD.finditer(text)]
 
 
 def to_bio(

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from chatwright.dialogue.types import Route, Understanding
 from chatwright.models.embedder import Embedder
+from chatwright.nlu.ranking import rank_intents
 from chatwright.nlu.training_data import NluData, load_nlu_data
 
 _NEIGHBOURS = 3  # examples averaged per intent: robust to one odd example
@@ -46,13 +47,13 @@ class EmbeddingRouter:
         similarities = self._vectors @ query
         scores = np.array([np.sort(similarities[self._owner == i])[-_NEIGHBOURS:].mean()
                            for i in range(len(self._intents))])
-        best = int(np.argmax(scores))
-        intent = self._intents[best]
-        confidence = float(np.clip(scores[best], 0.0, 1.0))
+        ranking = rank_intents([intent.intent for intent in self._intents], scores)
+        intent = self._intents[int(np.argmax(scores))]
+        confidence = ranking[0].confidence
         route = intent.route
         if route is not Route.KNOWLEDGE and confidence < self._min_confidence:
             route = Route.KNOWLEDGE
-        return Understanding(intent=intent.intent, confidence=round(confidence, 4), route=route)
+        return Understanding(intent=intent.intent, confidence=confidence, route=route, ranking=ranking)
 
 
 def routing_intents(data: NluData) -> list[IntentExamples]:

@@ -1,4 +1,4 @@
-"""Seeded, stratified train/validation/test splits of NLU data.
+"""Seeded, stratified train/validation/test splits and cross-validation folds of NLU data.
 
 Stratifying per intent keeps every intent in train (a classifier cannot predict a label it never saw) and
 keeps proportions comparable across splits. Examples that normalise to the same text always land in the same
@@ -55,3 +55,45 @@ def _split_intent(
     n_validation = min(round(len(order) * validation), spare - n_test)
     chosen = (order[n_test + n_validation :], order[n_test : n_test + n_validation], order[:n_test])
     return tuple(tuple(examples[i] for i in sorted(i for group in part for i in group)) for part in chosen)
+
+
+def cross_validation_folds(data: NluData, k: int, seed: int = 42) -> list[tuple[NluData, NluData]]:
+    """(train, test) for each of `k` folds; every example is tested in at most one fold.
+
+    Each intent's groups of same-text examples are shuffled and dealt round-robin over the folds, so every
+    fold holds each intent in proportion. An intent with a single group cannot be tested without leaving
+    train, so it stays in train of every fold; intents with fewer groups than `k` are tested in some folds
+    only but are in train of all. The first fold an intent is dealt to rotates, so folds stay even in size.
+    """
+    if k < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, not {k}")
+    tests: list[dict[str, set[int]]] = [{} for _ in range(k)]  # per fold: intent -> indices of its examples
+    dealt = 0
+    for name, intent in data.intents.items():
+        groups: dict[str, list[int]] = {}
+        for index, example in enumerate(intent.examples):
+            groups.setdefault(normalised_text(example.text), []).append(index)
+        if len(groups) < 2:
+            continue
+        order = list(groups.values())
+        random.Random(f"{seed}/{name}").shuffle(order)
+        for group in order:
+            tests[dealt % k].setdefault(name, set()).update(group)
+            dealt += 1
+    folds: list[tuple[NluData, NluData]] = []
+    for test in tests:
+        train_parts = {
+            name: tuple(example for i, example in enumerate(intent.examples) if i not in test.get(name, set()))
+            for name, intent in data.intents.items()
+        }
+        test_parts = {name: tuple(data.intents[name].examples[i] for i in sorted(test[name])) for name in test}
+        folds.append((_subset(data, train_parts), _subset(data, test_parts)))
+    return folds
+
+
+def _subset(data: NluData, parts: dict[str, tuple[Example, ...]]) -> NluData:
+    """`data` with each intent in `parts` holding only the given examples, in the order of `data`."""
+    return NluData(
+        {name: replace(data.intents[name], examples=parts[name]) for name in data.intents if name in parts},
+        data.slots,
+    )

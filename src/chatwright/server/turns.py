@@ -1,4 +1,5 @@
-"""Producing a turn: store the message, stream the assistant's reply from a worker thread, store the reply.
+"""Producing a turn: store the message, stream the assistant's reply from a worker thread, store the reply with
+the dialogue events it added (the next turn, in this process or after a restart, continues from them).
 
 A turn runs as its own task, not as part of the request: a client that disconnects mid-stream does not
 stop generation, and the finished reply is stored all the same.
@@ -15,6 +16,7 @@ from typing import Protocol
 import structlog
 
 from chatwright.config import AssistantConfig
+from chatwright.dialogue.events import Event
 from chatwright.dialogue.types import HistoryTurn, Reply, ReplyEvent, Route, Token, Understanding
 from chatwright.server.locks import ConversationLocks
 from chatwright.store.records import TurnRecord
@@ -34,7 +36,8 @@ class ChatAssistant(Protocol):
     name: str
     config: AssistantConfig
 
-    def respond(self, history: Sequence[HistoryTurn], message: str) -> Iterator[ReplyEvent]: ...
+    def respond(self, history: Sequence[HistoryTurn], message: str,
+                events: Sequence[Event] = ()) -> Iterator[ReplyEvent]: ...
 
 
 @dataclass(frozen=True)
@@ -114,20 +117,22 @@ class TurnRunner:
         with self._store.hold_conversation(conversation_id):
             wait_ms = _ms_since(requested)
             history = self._store.history(conversation_id, self._history_limit)
+            events = self._store.events(conversation_id)
             user_turn = self._store.add_user_turn(conversation_id, message)
-            reply = self._generate(history, message, publish)
+            reply = self._generate(history, message, events, publish)
             assistant_turn = self._store.add_assistant_turn(
                 conversation_id, reply, timings_ms={"wait_ms": wait_ms, "turn_ms": _ms_since(requested)})
         log.info("turn.completed", conversation_id=conversation_id, route=reply.route.value,
-                 abstained=reply.abstained, error=reply.error, timings_ms=assistant_turn.timings_ms)
+                 decision=reply.decision, flow=reply.flow, abstained=reply.abstained, error=reply.error,
+                 timings_ms=assistant_turn.timings_ms)
         publish(TurnDone(user_turn=user_turn, assistant_turn=assistant_turn))
 
-    def _generate(self, history: Sequence[HistoryTurn], message: str,
+    def _generate(self, history: Sequence[HistoryTurn], message: str, events: Sequence[Event],
                   publish: Callable[[TurnEvent], None]) -> Reply:
-        """The assistant's reply; a polite fallback (with the error recorded) if the pipeline fails."""
+        """The assistant's reply; a polite fallback (with the error recorded, and no events) if the pipeline fails."""
         batch = _TokenBatcher(publish)
         try:
-            for event in self._assistant.respond(history, message):
+            for event in self._assistant.respond(history, message, events):
                 if isinstance(event, Reply):
                     batch.flush()
                     return event

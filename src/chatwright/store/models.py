@@ -1,7 +1,8 @@
-"""The tables that keep conversations, their turns and feedback on replies.
+"""The tables that keep conversations, their turns, feedback on replies, and the dialogue's event log.
 
-`Turn.understanding` is a JSON document so later analyses (intent, slots, sentiment) extend it without
-schema changes; anything that needs a new column gets a new migration in `migrations/versions`.
+`Turn.understanding` and `ConversationEvent.payload` are JSON documents so later analyses (intent, slots,
+sentiment) and new event fields extend them without schema changes; anything that needs a new column gets a new
+migration in `migrations/versions`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class Conversation(Base):
     turns: Mapped[list[Turn]] = relationship(
         back_populates="conversation", order_by="Turn.position", cascade="all, delete-orphan",
         passive_deletes=True)
+    events: Mapped[list[ConversationEvent]] = relationship(
+        back_populates="conversation", order_by="ConversationEvent.seq", cascade="all, delete-orphan",
+        passive_deletes=True)
 
 
 class Turn(Base):
@@ -97,3 +101,19 @@ class Feedback(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     turn: Mapped[Turn] = relationship(back_populates="feedback")
+
+
+class ConversationEvent(Base):
+    """One event of a conversation's dialogue log (`chatwright.dialogue.events`), in order of `seq` from 0."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("conversation_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="events")

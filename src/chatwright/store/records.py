@@ -40,9 +40,19 @@ class TurnRecord(BaseModel):
     feedback: list[FeedbackRecord] = []
 
 
+class EventRecord(BaseModel):
+    """A stored dialogue event: `type` and `payload` are `Event.to_dict()` split apart."""
+
+    seq: int
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
 class ConversationRecord(BaseModel):
     id: str
     assistant: str
     created_at: datetime
     updated_at: datetime
     turns: list[TurnRecord] = []
+    events: list[EventRecord] = []

@@ -1,0 +1,215 @@
+"""NLU benchmarks on public data: BANKING77 (full and 10-shot), SNIPS (intent + slots) and SST-2 (sentiment).
+
+    python -m benchmarks.nlu --data ../shared/data --task banking77 [--mode full|lora|quick]
+
+Each task trains with chatwright's own trainer on the official train split (validation split off it, or the
+dataset's own validation split), then measures on the official test (or dev) split: accuracy figures, training
+time, model load time, per-message latency at batch 1 and peak RSS. Results go to results/nlu_TASK[_MODE].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import Target, write_results
+from chatwright.config import NluTrainingConfig
+from chatwright.evaluation.nlu_evaluation import predict_intents
+from chatwright.evaluation.nlu_metrics import evaluate_nlu
+from chatwright.nlu.importers import import_banking77, import_bio, import_sst2
+from chatwright.nlu.intent_classifier import IntentSlotClassifier
+from chatwright.nlu.model_files import publish, staging_dir
+from chatwright.nlu.sentiment_classifier import SentimentClassifier
+from chatwright.nlu.sentiment_data import Sentiment, SentimentExample
+from chatwright.nlu.splits import split_data
+from chatwright.nlu.training_data import Example, NluData, nlu_data_from_examples
+from chatwright.training.train_nlu import train_intent_model, train_sentiment_model
+
+TASKS = ("banking77", "banking77_10shot", "snips", "sst2")
+_LATENCY_MESSAGES = 200
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder holding banking77/, snips/, sst2/")
+    parser.add_argument("--task", choices=TASKS, required=True)
+    parser.add_argument("--mode", choices=("full", "lora", "quick"), default="full")
+    parser.add_argument("--epochs", type=int, default=None, help="override the configured upper bound")
+    parser.add_argument("--augment", type=int, default=0, help="augmented copies per annotated example")
+    parser.add_argument("--train-fraction", type=float, default=1.0,
+                        help="train on a seeded, stratified share of the training data (e.g. to measure augmentation)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--work", type=Path, default=None, help="where to keep the trained model")
+    parser.add_argument("--lora-rank", type=int, default=None)
+    parser.add_argument("--evaluate", type=Path, default=None,
+                        help="score this already trained model (its card gives the training time) instead of training")
+    parser.add_argument("--neutral", type=int, default=3000,
+                        help="sst2: neutral customer requests added to the training data")
+    parser.add_argument("--save-to", type=Path, default=None,
+                        help="publish the trained model here too (how the packaged sentiment model is made)")
+    args = parser.parse_args()
+    settings = NluTrainingConfig(mode=args.mode, seed=args.seed, augment_copies=args.augment)
+    if args.epochs:
+        settings = settings.model_copy(update={"epochs": args.epochs})
+    if args.lora_rank:
+        settings = settings.model_copy(update={"lora_rank": args.lora_rank})
+    work = args.work or Path(tempfile.mkdtemp(prefix="chatwright-nlu-"))
+    name = f"nlu_{args.task}" + ("" if args.mode == "full" else f"_{args.mode}") + (
+        f"_{round(100 * args.train_fraction)}pct" if args.train_fraction < 1 else "") + (
+        f"_augment{args.augment}" if args.augment else "")
+    if args.task == "sst2":
+        metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral)
+    else:
+        metrics, targets = _intents(args.task, args.data, settings, work, args.train_fraction, args.evaluate)
+    metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    path = write_results(name, metrics, targets, notes=_notes(args.task, settings))
+    print(path.read_text())
+
+
+def _intents(task: str, data: Path, settings: NluTrainingConfig, work: Path, fraction: float,
+             existing: Path | None) -> tuple[dict[str, Any], list[Target]]:
+    validation: NluData | None = None
+    if task == "snips":
+        train, validation, test = (import_bio(data / "snips" / part) for part in ("train", "valid", "test"))
+    else:
+        train, test = import_banking77(data / "banking77" / "train.csv"), import_banking77(
+            data / "banking77" / "test.csv")
+        if task == "banking77_10shot":
+            train, validation = _few_shot(train, 10, settings.seed)
+    if fraction < 1:
+        _, _, train = split_data(train, validation=0.0, test=fraction, seed=settings.seed)
+    if existing is None:
+        train_intent_model(train, settings, work / "model", validation=validation)
+    model_dir = existing or work / "model"
+    classifier, load_seconds = _timed_load(lambda: IntentSlotClassifier.load(model_dir))
+    examples = test.examples()
+    predictions = predict_intents(classifier, examples)
+    # these datasets have no out-of-scope class: score the classifier's own choice, as published results do,
+    # and report apart what the calibrated out-of-scope threshold would set aside
+    scores = evaluate_nlu([replace(p, intent=p.ranking[0][0]) for p in predictions])
+    with_rejection = evaluate_nlu(predictions)
+    latencies = _latencies(lambda text: classifier.predict([text]), [e.text for e in examples])
+    card = classifier.model.card
+    metrics: dict[str, Any] = {
+        "intent_accuracy": round(100 * scores.intent_accuracy, 2),
+        "intent_macro_f1": round(100 * scores.intent_macro_f1, 2),
+        "test_examples": len(examples), "train_examples": len(train.examples()),
+        "epochs": card.epochs_run, "training_seconds": card.training_seconds,
+        "load_seconds": round(load_seconds, 2), **latencies,
+        "oos_threshold": round(card.oos_threshold, 4),
+        "rejected_as_out_of_scope": round(100 * sum(p.intent != p.ranking[0][0] for p in predictions)
+                                          / len(examples), 2),
+        "intent_accuracy_with_oos_rejection": round(100 * with_rejection.intent_accuracy, 2),
+    }
+    if scores.slots is not None:
+        metrics["slot_f1"] = round(100 * scores.slots.f1, 2)
+        metrics["sentence_accuracy"] = round(100 * scores.sentence_accuracy, 2)
+    return metrics, _intent_targets(task, settings)
+
+
+def _intent_targets(task: str, settings: NluTrainingConfig) -> list[Target]:
+    budget = 60.0 if settings.mode == "quick" else 600.0
+    common = [Target("training_seconds", "<=", budget), Target("load_seconds", "<=", 2.0),
+              Target("latency_p50_ms", "<=", 10.0)]
+    if task == "banking77":
+        return [Target("intent_accuracy", ">=", 94.0), *common]
+    if task == "banking77_10shot":
+        return [Target("intent_accuracy", ">=", 87.0), *common]
+    return [Target("intent_accuracy", ">=", 98.5), Target("slot_f1", ">=", 96.5),
+            Target("sentence_accuracy", ">=", 92.0), *common]
+
+
+def _few_shot(data: NluData, shots: int, seed: int) -> tuple[NluData, NluData]:
+    """`shots` seeded examples per intent for training; the rest of the training data is not used, except
+    `shots // 2` more per intent kept as validation (early stopping and calibration need held-out data)."""
+    rng = random.Random(seed)
+    train: list[Example] = []
+    validation: list[Example] = []
+    for intent in data.intents.values():
+        chosen = rng.sample(list(intent.examples), min(len(intent.examples), shots + shots // 2))
+        train += chosen[:shots]
+        validation += chosen[shots:]
+    return nlu_data_from_examples(train), nlu_data_from_examples(validation)
+
+
+def _sst2(data: Path, settings: NluTrainingConfig, work: Path, save_to: Path | None, neutral: int
+          ) -> tuple[dict[str, Any], list[Target]]:
+    """SST-2 opinions, plus `neutral` requests from the intent datasets' training splits: customer messages are
+    mostly neutral requests, which a model that only ever saw movie reviews reads as strongly negative."""
+    train, dev = import_sst2(data / "sst2" / "train.tsv"), import_sst2(data / "sst2" / "dev.tsv")
+    requests_train, requests_test = _requests(data, "train"), _requests(data, "test")
+    rng = random.Random(settings.seed)
+    train += [SentimentExample(text, Sentiment.NEUTRAL) for text in rng.sample(requests_train, neutral)]
+    started = time.perf_counter()
+    outcome = train_sentiment_model(train, settings, work / "sentiment")
+    training_seconds = time.perf_counter() - started
+    if save_to is not None:
+        staging = staging_dir(save_to)
+        shutil.copytree(outcome.directory, staging, dirs_exist_ok=True)
+        publish(staging, save_to)
+    classifier, load_seconds = _timed_load(lambda: SentimentClassifier.load(outcome.directory))
+    latencies = _latencies(lambda text: classifier.predict([text]), [e.text for e in dev])
+    # SST-2 is binary: score negative against positive, whatever the model thinks of neutral
+    labels = classifier.model.card.labels
+    negative, positive = labels.index(Sentiment.NEGATIVE.value), labels.index(Sentiment.POSITIVE.value)
+    raw = classifier.model.predict([example.text for example in dev])
+    correct = sum((Sentiment.POSITIVE if r.probabilities[positive] > r.probabilities[negative] else Sentiment.NEGATIVE)
+                  == example.label for r, example in zip(raw, dev, strict=True))
+    held_out = rng.sample(requests_test, 1000)
+    readings = classifier.predict(held_out)
+    metrics: dict[str, Any] = {
+        "accuracy": round(100 * correct / len(dev), 2), "dev_examples": len(dev), "train_examples": len(train),
+        "neutral_train_examples": neutral,
+        "requests_read_neutral": round(100 * sum(r.label == "neutral" for r in readings) / len(readings), 2),
+        "requests_read_upset": round(100 * sum(r.label == "negative" and r.score >= 0.9 for r in readings)
+                                     / len(readings), 2),
+        "epochs": outcome.card.epochs_run, "training_seconds": round(training_seconds, 1),
+        "load_seconds": round(load_seconds, 2), **latencies}
+    return metrics, [Target("accuracy", ">=", 90.0), Target("load_seconds", "<=", 2.0),
+                     Target("latency_p50_ms", "<=", 10.0)]
+
+
+def _requests(data: Path, split: str) -> list[str]:
+    """Customer requests (BANKING77 and SNIPS messages) of one split: the neutral side of sentiment."""
+    banking = import_banking77(data / "banking77" / f"{split}.csv").examples()
+    snips = import_bio(data / "snips" / split).examples()
+    return [example.text for example in [*banking, *snips]]
+
+
+def _timed_load(load: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    loaded = load()
+    return loaded, time.perf_counter() - started
+
+
+def _latencies(predict: Any, texts: list[str]) -> dict[str, float]:
+    sample = random.Random(0).sample(texts, min(_LATENCY_MESSAGES, len(texts)))
+    for text in sample[:10]:
+        predict(text)  # warm-up
+    timings = []
+    for text in sample:
+        started = time.perf_counter()
+        predict(text)
+        timings.append((time.perf_counter() - started) * 1000)
+    return {"latency_p50_ms": round(float(np.percentile(timings, 50)), 2),
+            "latency_p95_ms": round(float(np.percentile(timings, 95)), 2)}
+
+
+def _notes(task: str, settings: NluTrainingConfig) -> str:
+    return (f"chatwright NLU trainer, mode {settings.mode}, base {settings.base_model}, seed {settings.seed}, "
+            f"up to {settings.epochs} epochs with patience {settings.patience}, batch {settings.batch_size}, "
+            f"augmentation copies {settings.augment_copies}. Latency: one message per call (batch 1), "
+            "intent + slots (or sentiment) only; entity extraction by spaCy is measured separately.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Loading a trained NLU model directory and running it on batches of messages.
+
+Intent-and-slot models and sentiment models share this code: both are the joint network, the sentiment one
+simply has no tags. LoRA adapters are merged into the encoder at load time, so inference costs the same as a
+fully fine-tuned model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from chatwright.errors import ModelLoadError
+from chatwright.models.registry import encoder_location
+from chatwright.nlu.bio import transition_mask, viterbi
+from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words, split_words
+from chatwright.nlu.markup import EntitySpan
+from chatwright.nlu.model_files import ADAPTER_DIR, ENCODER_DIR, HEADS_FILE, ModelCard, read_card
+
+
+@dataclass(frozen=True)
+class RawPrediction:
+    """Calibrated label probabilities and the decoded (valid BIO) entity spans of one message."""
+
+    probabilities: npt.NDArray[np.float32]
+    entities: tuple[EntitySpan, ...]
+
+
+def load_encoder(location: str) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    try:
+        return AutoTokenizer.from_pretrained(location), AutoModel.from_pretrained(location)
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"cannot load encoder {location!r}: {error}") from error
+
+
+class TrainedModel:
+    def __init__(self, card: ModelCard, tokenizer: PreTrainedTokenizerBase, network: JointModel) -> None:
+        self.card = card
+        self._tokenizer = tokenizer
+        self._network = network.eval()
+        self._start, self._transitions = transition_mask(card.tags)
+
+    @classmethod
+    def load(cls, directory: Path, *, root: Path | None = None) -> TrainedModel:
+        card = read_card(directory)
+        if card.mode == "full":
+            tokenizer, encoder = load_encoder(str(directory / ENCODER_DIR))
+        else:
+            tokenizer, encoder = load_encoder(encoder_location(card.base_model, root=root))
+        if card.mode == "lora":
+            from peft import PeftModel  # only LoRA models need peft imported
+
+            encoder = PeftModel.from_pretrained(encoder, str(directory / ADAPTER_DIR)).merge_and_unload()
+        heads = JointHeads(encoder.config.hidden_size, len(card.labels), len(card.tags))
+        heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
+        return cls(card, tokenizer, JointModel(encoder, heads))
+
+    @torch.inference_mode()
+    def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[RawPrediction]:
+        results: list[RawPrediction] = []
+        for first in range(0, len(texts), batch_size):
+            chunk = texts[first:first + batch_size]
+            split = [split_words(text) for text in chunk]
+            batch = encode_words(self._tokenizer, [words or [""] for words, _ in split], self.card.max_tokens)
+            intent_logits, tag_logits = self._network(batch)
+            probabilities = torch.softmax(intent_logits / self.card.temperature, dim=-1).numpy()
+            tag_log_probs = torch.log_softmax(tag_logits, dim=-1).numpy()
+            for row, (text, (words, spans)) in enumerate(zip(chunk, split, strict=True)):
+                kept = batch.word_mask[row, :len(words)].numpy()
+                entities = self._entities(text, spans, tag_log_probs[row, :len(words)], kept)
+                results.append(RawPrediction(probabilities[row], entities))
+        return results
+
+    def _entities(self, text: str, spans: list[tuple[int, int]], log_probs: npt.NDArray[np.float32],
+                  kept: npt.NDArray[np.bool_]) -> tuple[EntitySpan, ...]:
+        if len(self.card.tags) <= 1 or not spans:
+            return ()
+        tags = [self.card.tags[i] for i in viterbi(log_probs, self._start, self._transitions)]
+        return spans_from_tags(text, spans, [tag if keep else "O" for tag, keep in zip(tags, kept, strict=True)])
+
+
+def spans_from_tags(text: str, spans: Sequence[tuple[int, int]], tags: Sequence[str]) -> tuple[EntitySpan, ...]:
+    """Entity spans from word offsets and valid BIO tags."""
+    found: list[tuple[int, int, str]] = []
+    for (start, end), tag in zip(spans, tags, strict=True):
+        if tag.startswith("I-") and found and found[-1][2] == tag[2:]:
+            found[-1] = (found[-1][0], end, tag[2:])
+        elif tag != "O":
+            found.append((start, end, tag[2:]))
+    return tuple(EntitySpan(start, end, text[start:end], slot) for start, end, slot in found)

@@ -1,0 +1,424 @@
+"""Fine-tuning the joint network: full, LoRA, or quick (frozen encoder, heads trained on cached features).
+
+Seeded, class-weighted (so a rare intent is not drowned out), early-stopped on the validation split, with a
+checkpoint after every epoch so an interrupted run resumes where it stopped. The finished model is calibrated
+on validation data and published atomically: the last good model stays until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+import torch
+from safetensors.torch import save_file
+from seqeval.metrics import f1_score
+from torch import nn
+from tqdm import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from chatwright.config import NluTrainingConfig
+from chatwright.models.registry import available_cpus, encoder_location
+from chatwright.nlu.bio import transition_mask, viterbi
+from chatwright.nlu.joint_model import EncodedBatch, JointHeads, JointModel, encode_words
+from chatwright.nlu.model_files import (
+    ADAPTER_DIR,
+    ENCODER_DIR,
+    HEADS_FILE,
+    METRICS_FILE,
+    ModelCard,
+    publish,
+    staging_dir,
+    write_json,
+)
+from chatwright.nlu.trained_model import load_encoder
+from chatwright.training.calibration import fit_temperature, oos_threshold, softmax
+
+log = structlog.get_logger(__name__)
+
+_QUICK_EPOCHS = 60
+_QUICK_MAX_EPOCHS = 300
+_QUICK_MIN_STEPS = 400
+_QUICK_LEARNING_RATE = 5e-3
+_QUICK_BATCH = 128  # heads on cached features: few large steps beat many small ones on a CPU
+_BUCKET_BATCHES = 50  # batches sorted by length together: less padding, still shuffled
+_Features = tuple[torch.Tensor, torch.Tensor]  # a message's pooled vector and its word states
+
+
+@dataclass(frozen=True)
+class TaggedExample:
+    """A message as the network sees it: words, a tag id per word and a label id."""
+
+    words: tuple[str, ...]
+    tags: tuple[int, ...]
+    label: int
+
+
+@dataclass(frozen=True)
+class TrainingTask:
+    kind: Literal["intent_slots", "sentiment"]
+    labels: list[str]
+    tags: list[str]
+    data_hash: str
+    oos_intent: str | None = None
+    neutral_below: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    card: ModelCard
+    metrics: dict[str, float]
+    directory: Path
+
+
+@dataclass
+class _Scores:
+    """Validation outputs of one pass: logits, per-message tag sequences, and the headline score."""
+
+    logits: npt.NDArray[np.float32]
+    accuracy: float
+    slot_f1: float | None
+
+    @property
+    def score(self) -> float:
+        return self.accuracy if self.slot_f1 is None else (self.accuracy + self.slot_f1) / 2
+
+
+class JointTrainer:
+    def __init__(self, settings: NluTrainingConfig, *, root: Path | None = None, show_progress: bool = True) -> None:
+        self.settings = settings
+        self._root = root
+        self._show_progress = show_progress
+
+    def train(self, task: TrainingTask, train: Sequence[TaggedExample], validation: Sequence[TaggedExample],
+              target: Path) -> TrainingOutcome:
+        """Train, calibrate and publish a model to `target`; resumes from a checkpoint for the same data."""
+        if not train:
+            raise ValueError("no training examples")
+        settings = self.settings
+        _seed(settings.seed)
+        torch.set_num_threads(available_cpus())
+        started = time.perf_counter()
+        tokenizer, encoder = load_encoder(encoder_location(settings.base_model, root=self._root))
+        if settings.mode == "lora":
+            encoder = _with_lora(encoder, settings.lora_rank)
+        else:
+            # the vocabulary table is half the weights and rarely worth moving on small data; freezing it
+            # also saves a third of each optimiser step
+            encoder.get_input_embeddings().weight.requires_grad = False
+        heads = JointHeads(encoder.config.hidden_size, len(task.labels), len(task.tags))
+        network = JointModel(encoder, heads)
+        loop = _Loop(network, tokenizer, task, train, validation, settings, self._show_progress)
+        checkpoint = target.with_name(f".{target.name}.checkpoint")
+        if settings.mode == "quick":
+            scores, epochs = loop.run_quick()
+        else:
+            scores, epochs = loop.run_fine_tuning(checkpoint)
+        validation_labels = np.array([example.label for example in validation], dtype=np.int64)
+        temperature = fit_temperature(scores.logits, validation_labels)
+        threshold = self._threshold(task, scores.logits, temperature, validation_labels)
+        seconds = time.perf_counter() - started
+        card = ModelCard(kind=task.kind, mode=settings.mode, base_model=settings.base_model,
+                         max_tokens=settings.max_tokens, labels=task.labels, tags=task.tags,
+                         temperature=temperature, oos_intent=task.oos_intent, oos_threshold=threshold,
+                         neutral_below=task.neutral_below, data_hash=task.data_hash,
+                         trained_at=datetime.now(UTC).isoformat(timespec="seconds"), epochs_run=epochs,
+                         training_seconds=round(seconds, 1))
+        metrics = {"validation_accuracy": round(scores.accuracy, 4), "training_seconds": round(seconds, 1),
+                   "epochs": epochs, "temperature": round(temperature, 3), "oos_threshold": round(threshold, 4),
+                   "train_examples": len(train), "validation_examples": len(validation)}
+        if scores.slot_f1 is not None:
+            metrics["validation_slot_f1"] = round(scores.slot_f1, 4)
+        _write_model(network, tokenizer, card, metrics, target)
+        _remove(checkpoint)
+        log.info("model trained", kind=task.kind, mode=settings.mode, target=str(target), **metrics)
+        return TrainingOutcome(card, metrics, target)
+
+    def _threshold(self, task: TrainingTask, logits: npt.NDArray[np.float32], temperature: float,
+                   labels: npt.NDArray[np.int64]) -> float:
+        if task.kind != "intent_slots":
+            return 0.0
+        if self.settings.oos_threshold is not None:
+            return self.settings.oos_threshold
+        probabilities = softmax(logits, temperature)
+        oos = task.labels.index(task.oos_intent) if task.oos_intent in task.labels else None
+        return oos_threshold(probabilities.max(axis=1), probabilities.argmax(axis=1), labels, oos)
+
+
+class _Loop:
+    """The optimisation itself, separate from loading, calibrating and writing."""
+
+    def __init__(self, network: JointModel, tokenizer: PreTrainedTokenizerBase, task: TrainingTask,
+                 train: Sequence[TaggedExample], validation: Sequence[TaggedExample], settings: NluTrainingConfig,
+                 show_progress: bool) -> None:
+        self.network = network
+        self.tokenizer = tokenizer
+        self.task = task
+        self.train = list(train)
+        self.validation = list(validation)
+        self.settings = settings
+        self.show_progress = show_progress
+        self.has_tags = len(task.tags) > 1
+        counts = np.bincount([example.label for example in train], minlength=len(task.labels)).astype(np.float64)
+        weights = 1.0 / np.sqrt(np.maximum(counts, 1.0))  # inverse square root: helps rare intents, stays stable
+        self.intent_loss = nn.CrossEntropyLoss(weight=torch.tensor(weights / weights.mean(), dtype=torch.float32))
+        self.tag_loss = nn.CrossEntropyLoss()
+        self.start, self.transitions = transition_mask(task.tags)
+        self.rng = random.Random(settings.seed)
+
+    def run_fine_tuning(self, checkpoint: Path) -> tuple[_Scores, int]:
+        settings = self.settings
+        encoder_lr = settings.lora_learning_rate if settings.mode == "lora" else settings.learning_rate
+        trainable = [p for p in self.network.encoder.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW([{"params": trainable, "lr": encoder_lr},
+                                       {"params": self.network.heads.parameters(), "lr": settings.head_learning_rate}],
+                                      weight_decay=0.01)
+        steps = settings.epochs * -(-len(self.train) // settings.batch_size)
+        scheduler = _warmup_then_linear_decay(optimizer, steps)
+        state = _Checkpoint.load(checkpoint, self.task.data_hash, settings)
+        if state is not None:
+            self.network.load_state_dict(state.saved["weights"])
+            optimizer.load_state_dict(state.saved["optimizer"])
+            scheduler.load_state_dict(state.saved["scheduler"])
+            self.rng.setstate(state.saved["rng"])
+            log.info("resuming training", checkpoint=str(checkpoint), after_epoch=state.epoch)
+        state = state or _Checkpoint(epoch=0, best_score=-1.0, best_weights=None, stale=0,
+                                     data_hash=self.task.data_hash, settings=settings.model_dump_json())
+        while state.epoch < settings.epochs and state.stale < settings.patience:
+            self.network.train()
+            batches = list(self._batches(self.train, settings.batch_size, shuffle=True))
+            progress = tqdm(batches, desc=f"epoch {state.epoch + 1}/{settings.epochs}", unit="batch",
+                            disable=not self.show_progress, leave=False)
+            for examples in progress:
+                loss = self._loss(self.network(self._encode(examples)), examples)
+                torch.autograd.backward(loss)
+                nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                progress.set_postfix(loss=f"{loss.item():.3f}")
+            scores = self.evaluate()
+            state.epoch += 1
+            if scores.score > state.best_score:
+                state.best_score, state.best_weights, state.stale = scores.score, _copy(self.network), 0
+            else:
+                state.stale += 1
+            log.info("epoch done", epoch=state.epoch, validation_accuracy=round(scores.accuracy, 4),
+                     validation_slot_f1=scores.slot_f1, best=round(state.best_score, 4))
+            state.save(checkpoint, self.network, optimizer, scheduler, self.rng)
+        if state.best_weights is not None:
+            self.network.load_state_dict(state.best_weights)
+        return self.evaluate(), state.epoch
+
+    def run_quick(self) -> tuple[_Scores, int]:
+        """Heads only, on encoder features computed once: seconds instead of minutes."""
+        for parameter in self.network.encoder.parameters():
+            parameter.requires_grad = False
+        train_features = self._features(self.train)
+        heads = self.network.heads
+        optimizer = torch.optim.AdamW(heads.parameters(), lr=_QUICK_LEARNING_RATE, weight_decay=0.01)
+        best_score, best_heads, stale, epoch = -1.0, copy.deepcopy(heads.state_dict()), 0, 0
+        validation_features = self._features(self.validation)
+        # small data has one step per epoch, so the epoch budget grows until the heads get enough steps
+        epochs = min(_QUICK_MAX_EPOCHS, max(_QUICK_EPOCHS, -(-_QUICK_MIN_STEPS * _QUICK_BATCH // len(self.train))))
+        stale_limit = max(self.settings.patience * 3, epochs // 5)
+        for epoch in range(1, epochs + 1):  # noqa: B007 - the count of epochs run is reported
+            heads.train()
+            order = list(range(len(train_features)))
+            self.rng.shuffle(order)
+            for first in range(0, len(order), _QUICK_BATCH):
+                chosen = [train_features[i] for i in order[first:first + _QUICK_BATCH]]
+                examples = [self.train[i] for i in order[first:first + _QUICK_BATCH]]
+                loss = self._loss(heads(*_stack(chosen)), examples)
+                torch.autograd.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad()
+            scores = self._scores(self._head_outputs(validation_features))
+            if scores.score > best_score + 1e-4:
+                best_score, best_heads, stale = scores.score, copy.deepcopy(heads.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= stale_limit:
+                    break
+        heads.load_state_dict(best_heads)
+        return self._scores(self._head_outputs(validation_features)), epoch
+
+    @torch.inference_mode()
+    def evaluate(self) -> _Scores:
+        self.network.eval()
+        outputs = [self.network(self._encode(examples))
+                   for examples in self._batches(self.validation, 64, shuffle=False)]
+        return self._scores(outputs)
+
+    def _scores(self, outputs: list[tuple[torch.Tensor, torch.Tensor]]) -> _Scores:
+        if not self.validation:
+            return _Scores(np.zeros((0, len(self.task.labels)), dtype=np.float32), 0.0, None)
+        logits = np.concatenate([intent.numpy() for intent, _ in outputs]).astype(np.float32)
+        gold = np.array([example.label for example in self.validation])
+        accuracy = float((logits.argmax(axis=1) == gold).mean())
+        if not self.has_tags:
+            return _Scores(logits, accuracy, None)
+        tag_names = self.task.tags
+        predicted: list[list[str]] = []
+        for _, tag_logits in outputs:
+            log_probs = torch.log_softmax(tag_logits, dim=-1).numpy()
+            predicted += [[tag_names[i] for i in viterbi(rows, self.start, self.transitions)] for rows in log_probs]
+        expected = [[tag_names[t] for t in example.tags] for example in self.validation]
+        predicted = [tags[:len(gold_tags)] for tags, gold_tags in zip(predicted, expected, strict=True)]
+        slot_f1 = float(f1_score(expected, predicted)) if any(t != "O" for seq in expected for t in seq) else 1.0
+        return _Scores(logits, accuracy, slot_f1)
+
+    def _loss(self, outputs: tuple[torch.Tensor, torch.Tensor], examples: Sequence[TaggedExample]) -> torch.Tensor:
+        intent_logits, tag_logits = outputs
+        labels = torch.tensor([example.label for example in examples])
+        loss: torch.Tensor = self.intent_loss(intent_logits, labels)
+        if self.has_tags:
+            gold = torch.full(tag_logits.shape[:2], -100, dtype=torch.long)
+            for row, example in enumerate(examples):
+                count = min(len(example.tags), gold.shape[1])
+                gold[row, :count] = torch.tensor(example.tags[:count])
+            loss = loss + self.tag_loss(tag_logits.reshape(-1, tag_logits.size(-1)), gold.reshape(-1))
+        return loss
+
+    def _encode(self, examples: Sequence[TaggedExample]) -> EncodedBatch:
+        return encode_words(self.tokenizer, [example.words for example in examples], self.settings.max_tokens)
+
+    def _batches(self, examples: list[TaggedExample], size: int, *, shuffle: bool) -> Iterator[list[TaggedExample]]:
+        """Batches of similar length; shuffled buckets when training, input order when evaluating."""
+        if not shuffle:
+            for first in range(0, len(examples), size):
+                yield examples[first:first + size]
+            return
+        order = examples[:]
+        self.rng.shuffle(order)
+        batches: list[list[TaggedExample]] = []
+        bucket = size * _BUCKET_BATCHES
+        for first in range(0, len(order), bucket):
+            chunk = sorted(order[first:first + bucket], key=lambda example: len(example.words))
+            batches += [chunk[i:i + size] for i in range(0, len(chunk), size)]
+        self.rng.shuffle(batches)
+        yield from batches
+
+    @torch.inference_mode()
+    def _features(self, examples: list[TaggedExample]) -> list[_Features]:
+        self.network.eval()
+        features: list[_Features] = []
+        batches = list(self._batches(examples, 64, shuffle=False))
+        for batch in tqdm(batches, desc="encoding", unit="batch", disable=not self.show_progress, leave=False):
+            pooled, word_states = self.network.features(self._encode(batch))
+            features += [(pooled[row], word_states[row, :max(len(example.words), 1)])
+                         for row, example in enumerate(batch)]
+        return features
+
+    def _head_outputs(self, features: list[_Features]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        self.network.heads.eval()
+        with torch.inference_mode():
+            return [self.network.heads(*_stack(features[first:first + 64])) for first in range(0, len(features), 64)]
+
+
+def _stack(features: Sequence[_Features]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled vectors stacked; word states padded to the longest message."""
+    pooled = torch.stack([p for p, _ in features])
+    words = nn.utils.rnn.pad_sequence([w for _, w in features], batch_first=True)
+    return pooled, words
+
+
+@dataclass
+class _Checkpoint:
+    """Everything needed to continue an interrupted run exactly."""
+
+    epoch: int
+    best_score: float
+    best_weights: dict[str, torch.Tensor] | None
+    stale: int
+    data_hash: str
+    settings: str
+    saved: dict[str, Any] = field(default_factory=dict)  # weights, optimizer, scheduler and rng of a resumed run
+
+    @classmethod
+    def load(cls, path: Path, data_hash: str, settings: NluTrainingConfig) -> _Checkpoint | None:
+        """The checkpoint at `path` when it belongs to this data and these settings; None otherwise."""
+        file = path / "state.pt"
+        if not file.is_file():
+            return None
+        try:
+            saved = torch.load(file, weights_only=False)
+        except (OSError, RuntimeError, EOFError) as error:
+            log.warning("ignoring unreadable checkpoint", path=str(file), error=str(error))
+            return None
+        if saved["data_hash"] != data_hash or saved["settings"] != settings.model_dump_json():
+            log.info("checkpoint is for other data or settings; starting afresh", path=str(file))
+            return None
+        progress = {key: saved.pop(key) for key in ("epoch", "best_score", "best_weights", "stale", "data_hash",
+                                                      "settings")}
+        return cls(**progress, saved=saved)
+
+    def save(self, path: Path, network: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+             rng: random.Random) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        state = {"epoch": self.epoch, "best_score": self.best_score, "best_weights": self.best_weights,
+                 "stale": self.stale, "data_hash": self.data_hash, "settings": self.settings,
+                 "weights": network.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "rng": rng.getstate()}
+        partial = path / "state.pt.partial"
+        torch.save(state, partial)
+        partial.replace(path / "state.pt")
+
+
+def _with_lora(encoder: Any, rank: int) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05,
+                        target_modules=["query", "key", "value", "dense"])
+    return get_peft_model(encoder, config)
+
+
+def _write_model(network: JointModel, tokenizer: PreTrainedTokenizerBase, card: ModelCard,
+                 metrics: dict[str, float], target: Path) -> None:
+    staging = staging_dir(target)
+    save_file({name: tensor.contiguous() for name, tensor in network.heads.state_dict().items()},
+              str(staging / HEADS_FILE))
+    if card.mode == "full":
+        network.encoder.save_pretrained(str(staging / ENCODER_DIR), safe_serialization=True)
+        tokenizer.save_pretrained(str(staging / ENCODER_DIR))
+    elif card.mode == "lora":
+        network.encoder.save_pretrained(str(staging / ADAPTER_DIR))
+    write_json(staging / "nlu.json", card.model_dump())
+    write_json(staging / METRICS_FILE, metrics)
+    publish(staging, target)
+
+
+def _warmup_then_linear_decay(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The usual fine-tuning schedule: 6 % linear warm-up, then linear decay to zero."""
+    warmup = max(1, int(0.06 * steps))
+
+    def factor(step: int) -> float:
+        return step / warmup if step < warmup else max(0.0, (steps - step) / max(1, steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _copy(network: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in network.state_dict().items()}
+
+
+def _remove(checkpoint: Path) -> None:
+    for file in checkpoint.glob("*"):
+        file.unlink()
+    if checkpoint.exists():
+        checkpoint.rmdir()
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,171 @@
+"""Training, publishing, resuming and loading NLU models on a small real project with the packaged encoder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatwright.dialogue.types import Route
+from chatwright.models.registry import load_embedder
+from chatwright.nlu.bio import bio_tags, transition_mask, viterbi
+from chatwright.nlu.intent_classifier import IntentSlotClassifier
+from chatwright.nlu.interpreter import NluInterpreter, project_nlu_data
+from chatwright.nlu.model_files import intent_data_hash, read_card
+from chatwright.nlu.training_data import load_nlu_data
+from chatwright.project import AssistantProject
+from chatwright.training.calibration import fit_temperature, oos_threshold
+from chatwright.training.train_nlu import train_project
+from nlu_samples import write_nlu_project
+
+
+def test_decoding_never_yields_an_inside_tag_without_its_beginning() -> None:
+    tags = bio_tags(["amount", "recipient"])
+    start, transitions = transition_mask(tags)
+    # per word, the classifier prefers I-amount, then I-recipient: both invalid openings
+    scores = np.full((3, len(tags)), -5.0, dtype=np.float32)
+    scores[:, tags.index("I-amount")] = -0.1
+    scores[:, tags.index("B-amount")] = -1.0
+    scores[2, tags.index("I-recipient")] = 0.0
+    decoded = [tags[i] for i in viterbi(scores, start, transitions)]
+    assert decoded[0] == "B-amount"
+    assert decoded[1] == "I-amount"
+    assert decoded[2] != "I-recipient"
+
+
+def test_temperature_tempers_overconfident_logits_and_threshold_separates_out_of_scope() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=300)
+    logits = rng.normal(size=(300, 3)).astype(np.float32)
+    logits[np.arange(300), labels] += 1.0  # right about 60 % of the time ...
+    logits *= 8.0  # ... but with near-certain softmax scores
+    assert fit_temperature(logits, labels) > 2.0
+
+    confidences = np.array([0.95, 0.9, 0.85, 0.3, 0.25, 0.2], dtype=np.float32)
+    predicted = np.array([0, 1, 0, 1, 0, 1])
+    gold = np.array([0, 1, 0, 2, 2, 2])  # label 2 is out of scope; the model never predicts it
+    threshold = oos_threshold(confidences, predicted, gold, oos_label=2)
+    assert 0.3 < threshold <= 0.85
+
+
+@pytest.fixture(scope="module")
+def quick_project(tmp_path_factory: pytest.TempPathFactory) -> AssistantProject:
+    project = AssistantProject.load(write_nlu_project(tmp_path_factory.mktemp("nlu") / "assistant"))
+    train_project(project, show_progress=False)
+    return project
+
+
+def test_quick_model_is_a_self_describing_directory(quick_project: AssistantProject) -> None:
+    model_dir = quick_project.intent_model_dir
+    assert {path.name for path in model_dir.iterdir()} == {"nlu.json", "heads.safetensors", "metrics.json"}
+    card = read_card(model_dir)
+    data = project_nlu_data(quick_project)
+    assert data is not None
+    assert card.mode == "quick" and card.kind == "intent_slots"
+    assert card.data_hash == intent_data_hash(data)
+    assert card.labels == sorted(data.intents)
+    assert set(card.tags) == {"O", "B-amount", "I-amount", "B-recipient", "I-recipient", "B-card_type",
+                              "I-card_type"}
+    assert card.oos_intent == "out_of_scope"
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["validation_accuracy"] >= 0.75
+
+
+def test_quick_model_recognises_held_out_paraphrases(quick_project: AssistantProject) -> None:
+    classifier = IntentSlotClassifier.load(quick_project.intent_model_dir, root=quick_project.root)
+    held_out = load_nlu_data(quick_project.root / "tests" / "nlu" / "intents.yaml", min_examples=1).examples()
+    predictions = classifier.predict([example.text for example in held_out])
+    right = sum(p.intent == e.intent for p, e in zip(predictions, held_out, strict=True))
+    assert right >= 8, [(e.text, p.intent) for p, e in zip(predictions, held_out, strict=True)]
+    for prediction, example in zip(predictions, held_out, strict=True):
+        assert prediction.ranking[0].confidence >= prediction.ranking[-1].confidence
+        assert abs(sum(s.confidence for s in prediction.ranking) - 1.0) < 0.5
+        for span in prediction.entities:  # decoded spans point into the text
+            assert example.text[span.start:span.end] == span.value
+
+
+def test_interrupted_fine_tuning_resumes_and_keeps_the_last_good_model(tmp_path: Path) -> None:
+    root = write_nlu_project(tmp_path / "assistant", mode="full", epochs=3)
+    project = AssistantProject.load(root)
+    (project.models_dir / "nlu").mkdir(parents=True)
+    (project.models_dir / "nlu" / "nlu.json").write_text("{}")  # stands in for the previous model
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "chatwright.cli", "train", "nlu", str(root)]
+    checkpoint = project.models_dir / ".nlu.checkpoint" / "state.pt"
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.exists(), "no checkpoint was written after the first epoch"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (project.models_dir / "nlu" / "nlu.json").read_text() == "{}"  # the last model is untouched
+
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming training" in resumed.stdout + resumed.stderr
+    card = read_card(project.models_dir / "nlu")
+    assert card.mode == "full" and card.epochs_run <= 3
+    assert (project.models_dir / "nlu" / "encoder" / "model.safetensors").is_file()
+    assert not checkpoint.exists()
+    assert not list(project.models_dir.glob(".nlu.*"))  # no staging or previous copies left behind
+    classifier = IntentSlotClassifier.load(project.models_dir / "nlu", root=root)
+    assert classifier.predict(["hello there"])[0].ranking  # the resumed model loads and predicts
+
+
+def test_cli_trains_and_reports(tmp_path: Path) -> None:
+    root = write_nlu_project(tmp_path / "assistant")
+    cli = [sys.executable, "-m", "chatwright.cli"]
+    trained = subprocess.run([*cli, "train", "nlu", str(root)], capture_output=True, text=True, timeout=600)
+    assert trained.returncode == 0, trained.stderr
+    assert "intent_slots" in trained.stdout
+    tested = subprocess.run([*cli, "test", "nlu", str(root)], capture_output=True, text=True, timeout=600)
+    assert tested.returncode == 0, tested.stderr
+    assert "intent_accuracy" in tested.stdout
+    report = root / "reports" / "nlu"
+    for name in ("metrics.json", "intent_confusion.png", "confidence_histogram.png", "report.html",
+                 "errors.jsonl"):
+        assert (report / name).stat().st_size > 0, name
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["count"] == 10
+    assert metrics["sentiment"]["count"] == 2
+
+    folds = subprocess.run([*cli, "test", "nlu", str(root), "--cross-validation", "2", "--out",
+                            str(tmp_path / "cv")], capture_output=True, text=True, timeout=600)
+    assert folds.returncode == 0, folds.stderr
+    assert json.loads((tmp_path / "cv" / "metrics.json").read_text())["count"] == 48
+
+
+def test_interpreter_routes_on_the_trained_model_with_entities_and_sentiment(
+        quick_project: AssistantProject) -> None:
+    embedder = load_embedder(quick_project.config.models.embedder)
+    interpreter = NluInterpreter.from_project(quick_project, embedder)
+    understanding = interpreter.understand("please send 50 euros to Anna tomorrow")
+    assert understanding.intent == "transfer_money"
+    assert understanding.route is Route.KNOWLEDGE and not understanding.out_of_scope
+    assert understanding.ranking[0].intent == "transfer_money"
+    values = {entity.entity: entity.value for entity in understanding.entities}
+    assert values.get("amount") == {"amount": 50, "currency": "EUR"} or values.get("MONEY") == {
+        "amount": 50, "currency": "EUR"}, understanding.entities
+    assert any(entity.text == "Anna" for entity in understanding.entities)
+    assert understanding.sentiment is not None
+
+    greeting = interpreter.understand("hello there")
+    assert greeting.intent == "greeting" and greeting.route is Route.GREETING
+    joke = interpreter.understand("tell me a funny joke")
+    assert joke.out_of_scope and joke.route is Route.OUT_OF_SCOPE
+
+
+def test_interpreter_without_a_trained_model_routes_by_example_similarity(tmp_path: Path) -> None:
+    project = AssistantProject.load(write_nlu_project(tmp_path / "assistant"))
+    interpreter = NluInterpreter.from_project(project, load_embedder(project.config.models.embedder))
+    understanding = interpreter.understand("good morning to you")
+    assert understanding.intent == "greeting" and understanding.route is Route.GREETING
+    assert len(understanding.ranking) == 5 and understanding.ranking[0].intent == "greeting"
