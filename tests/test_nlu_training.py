@@ -19,6 +19,7 @@ from chatwright.nlu.bio import bio_tags, transition_mask, viterbi
 from chatwright.nlu.intent_classifier import IntentSlotClassifier
 from chatwright.nlu.interpreter import NluInterpreter, project_nlu_data
 from chatwright.nlu.model_files import intent_data_hash, read_card
+from chatwright.nlu.sentiment_classifier import SentimentClassifier
 from chatwright.nlu.training_data import load_nlu_data
 from chatwright.project import AssistantProject
 from chatwright.training.calibration import fit_temperature, oos_threshold
@@ -169,3 +170,13 @@ def test_interpreter_without_a_trained_model_routes_by_example_similarity(tmp_pa
     understanding = interpreter.understand("good morning to you")
     assert understanding.intent == "greeting" and understanding.route is Route.GREETING
     assert len(understanding.ranking) == 5 and understanding.ranking[0].intent == "greeting"
+
+
+def test_the_packaged_sentiment_model_reads_requests_as_neutral_and_opinions_by_polarity() -> None:
+    classifier = SentimentClassifier.load()
+    assert classifier.model.card.mode == "lora" and classifier.model.card.labels == ["negative", "neutral",
+                                                                                       "positive"]
+    readings = classifier.predict(["What is the fee for a transfer to Germany?", "block my visa",
+                                   "thanks, that was really helpful", "this is pathetic"])
+    assert [reading.label for reading in readings] == ["neutral", "neutral", "positive", "negative"]
+    assert all(0.5 < reading.score <= 1.0 for reading in readings)

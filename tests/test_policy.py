@@ -359,14 +359,16 @@ def test_the_answer_to_a_stored_clarifying_question_starts_the_flow_it_names(cha
 
 
 def test_an_upset_customer_hears_an_apology_and_gets_a_person_when_it_lasts(chat: Chat) -> None:
-    """The packaged sentiment model reads the messages. They ask why (so no flow is proposed for them) and are no
-follow-ups (so nothing is rewritten): the knowledge is searched, finds nothing, and no model call is made."""
-    first = chat.say("Why is your app so useless, I am furious")
+    """The packaged sentiment model reads the messages. They open like questions (so no flow is proposed for them)
+and are no follow-ups (so nothing is rewritten): the knowledge is searched, finds nothing, and no model call is
+made. The model misses many upset phrasings (it learned sentiment from film reviews), so these are ones it reads
+as clearly negative."""
+    first = chat.say("What a joke, still broken")
     assert first.understanding.sentiment is not None and first.understanding.sentiment.label == "negative"
     assert first.text.startswith("I'm sorry about the trouble. ") and first.decision != "handoff"
-    second = chat.say("Why does nothing work, the service is terrible")
+    second = chat.say("What a waste of time")
     assert second.text.startswith("I'm sorry about the trouble. ") and second.decision != "handoff"
-    third = chat.say("Why is Acme the worst bank ever, I am really angry")
+    third = chat.say("What a complete waste of my time, this is the worst experience ever")
     assert (third.decision, third.handoff) == ("handoff", True)
     assert third.text == f"I'm sorry about the trouble. {DEFAULT_RESPONSES['human'][0]}"
     [handoff] = chat.of_type("handoff", third)

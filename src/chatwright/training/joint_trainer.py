@@ -123,7 +123,7 @@ class JointTrainer:
             scores, epochs = loop.run_quick()
         else:
             scores, epochs = loop.run_fine_tuning(checkpoint)
-        validation_labels = np.array([example.label for example in validation], dtype=np.int64)
+        validation_labels = np.array([example.label for example in loop.validation], dtype=np.int64)
         temperature = fit_temperature(scores.logits, validation_labels)
         threshold = self._threshold(task, scores.logits, temperature, validation_labels)
         seconds = time.perf_counter() - started
@@ -163,8 +163,9 @@ class _Loop:
         self.network = network
         self.tokenizer = tokenizer
         self.task = task
-        self.train = list(train)
-        self.validation = list(validation)
+        # kept in length order: batches read in order (features, validation) then need little padding
+        self.train = sorted(train, key=lambda example: len(example.words))
+        self.validation = sorted(validation, key=lambda example: len(example.words))
         self.settings = settings
         self.show_progress = show_progress
         self.has_tags = len(task.tags) > 1
@@ -391,6 +392,8 @@ def _write_model(network: JointModel, tokenizer: PreTrainedTokenizerBase, card: 
         network.encoder.save_pretrained(str(staging / ENCODER_DIR), safe_serialization=True)
         tokenizer.save_pretrained(str(staging / ENCODER_DIR))
     elif card.mode == "lora":
+        # the adapter names its base as configured ("packaged:..."), not as a path on the training machine
+        network.encoder.peft_config["default"].base_model_name_or_path = card.base_model
         network.encoder.save_pretrained(str(staging / ADAPTER_DIR))
     write_json(staging / "nlu.json", card.model_dump())
     write_json(staging / METRICS_FILE, metrics)
