@@ -17,10 +17,10 @@ from chatwright.dialogue.types import Route
 from chatwright.models.registry import load_embedder
 from chatwright.nlu.bio import bio_tags, transition_mask, viterbi
 from chatwright.nlu.intent_classifier import IntentSlotClassifier
-from chatwright.nlu.interpreter import NluInterpreter, project_nlu_data
+from chatwright.nlu.interpreter import NluInterpreter
 from chatwright.nlu.model_files import intent_data_hash, read_card
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
-from chatwright.nlu.training_data import load_nlu_data
+from chatwright.nlu.training_data import load_nlu_data, load_project_nlu_data
 from chatwright.project import AssistantProject
 from chatwright.training.calibration import fit_temperature, oos_threshold
 from chatwright.training.train_nlu import train_project
@@ -67,7 +67,7 @@ def test_quick_model_is_a_self_describing_directory(quick_project: AssistantProj
     model_dir = quick_project.intent_model_dir
     assert {path.name for path in model_dir.iterdir()} == {"nlu.json", "heads.safetensors", "metrics.json"}
     card = read_card(model_dir)
-    data = project_nlu_data(quick_project)
+    data = load_project_nlu_data(quick_project)
     assert data is not None
     assert card.mode == "quick" and card.kind == "intent_slots"
     assert card.data_hash == intent_data_hash(data)
@@ -147,7 +147,7 @@ def test_cli_trains_and_reports(tmp_path: Path) -> None:
 def test_interpreter_routes_on_the_trained_model_with_entities_and_sentiment(
         quick_project: AssistantProject) -> None:
     embedder = load_embedder(quick_project.config.models.embedder)
-    interpreter = NluInterpreter.from_project(quick_project, embedder)
+    interpreter = NluInterpreter.from_project(quick_project, embedder, load_project_nlu_data(quick_project))
     understanding = interpreter.understand("please send 50 euros to Anna tomorrow")
     assert understanding.intent == "transfer_money"
     assert understanding.route is Route.KNOWLEDGE and not understanding.out_of_scope
@@ -166,7 +166,8 @@ def test_interpreter_routes_on_the_trained_model_with_entities_and_sentiment(
 
 def test_interpreter_without_a_trained_model_routes_by_example_similarity(tmp_path: Path) -> None:
     project = AssistantProject.load(write_nlu_project(tmp_path / "assistant"))
-    interpreter = NluInterpreter.from_project(project, load_embedder(project.config.models.embedder))
+    interpreter = NluInterpreter.from_project(project, load_embedder(project.config.models.embedder),
+                                              load_project_nlu_data(project))
     understanding = interpreter.understand("good morning to you")
     assert understanding.intent == "greeting" and understanding.route is Route.GREETING
     assert len(understanding.ranking) == 5 and understanding.ranking[0].intent == "greeting"

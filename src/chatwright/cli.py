@@ -338,9 +338,9 @@ def test_nlu(directory: ProjectDir,
     """Report intent, slot, out-of-scope and sentiment quality, with plots, an HTML report and an errors file."""
     from chatwright.evaluation.nlu_testing import cross_validate, score_held_out
     from chatwright.nlu.intent_classifier import IntentSlotClassifier
-    from chatwright.nlu.interpreter import project_nlu_data, project_sentiment_classifier
+    from chatwright.nlu.interpreter import project_sentiment_classifier
     from chatwright.nlu.sentiment_data import load_sentiment_data
-    from chatwright.nlu.training_data import load_nlu_data
+    from chatwright.nlu.training_data import load_nlu_data, load_project_nlu_data
 
     _configure_logging()
     with _user_errors():
@@ -348,7 +348,7 @@ def test_nlu(directory: ProjectDir,
         out_dir = out or project.root / "reports" / "nlu"
         title = f"{project.config.name}: NLU"
         if cross_validation:
-            data_all = project_nlu_data(project)
+            data_all = load_project_nlu_data(project)
             if data_all is None:
                 raise ChatwrightError(f"no intents.yaml in {project.root} to cross-validate")
             result = cross_validate(data_all, project.config.nlu.training, cross_validation,

@@ -31,7 +31,8 @@ from chatwright.knowledge.sentence_selection import select_for_passages
 from chatwright.knowledge.support import SupportChecker
 from chatwright.models.embedder import Embedder
 from chatwright.models.registry import load_embedder, load_llm
-from chatwright.nlu.interpreter import NluInterpreter, project_nlu_data
+from chatwright.nlu.interpreter import NluInterpreter
+from chatwright.nlu.training_data import load_project_nlu_data
 from chatwright.project import AssistantProject
 
 log = structlog.get_logger(__name__)
@@ -108,11 +109,11 @@ class Assistant:
         llm = load_llm(models.llm, root=project.root, threads=models.threads,
                        context_tokens=models.context_tokens)
         embedder = load_embedder(models.embedder, root=project.root)
-        nlu = NluInterpreter.from_project(project, embedder)
+        data = load_project_nlu_data(project)
+        nlu = NluInterpreter.from_project(project, embedder, data)
         knowledge = KnowledgeIndex.open(project.index_dir, embedder)
         actions = ActionRegistry.from_file(project.actions_path) if project.actions_path.is_file() else None
         flows = load_flows(project.flows_path, actions) if project.flows_path.is_file() else None
-        data = project_nlu_data(project)
         described = {name: spec.description for name, spec in (data.intents if data else {}).items()
                      if spec.route is Route.KNOWLEDGE and spec.description
                      and name != project.config.dialogue.cancel_intent}

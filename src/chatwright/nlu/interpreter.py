@@ -21,7 +21,7 @@ from chatwright.nlu.model_files import intent_data_hash, read_card
 from chatwright.nlu.router import EmbeddingRouter, routing_intents
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
 from chatwright.nlu.spacy_entities import SpacyEntities
-from chatwright.nlu.training_data import NluData, load_nlu_data
+from chatwright.nlu.training_data import NluData
 from chatwright.project import AssistantProject
 
 log = structlog.get_logger(__name__)
@@ -37,8 +37,8 @@ class NluInterpreter:
         self._routes = dict(routes)
 
     @classmethod
-    def from_project(cls, project: AssistantProject, embedder: Embedder) -> NluInterpreter:
-        data = project_nlu_data(project)
+    def from_project(cls, project: AssistantProject, embedder: Embedder, data: NluData | None) -> NluInterpreter:
+        """`data`: the project's intents (`load_project_nlu_data`), loaded once by the caller who also needs it."""
         config = project.config
         router = EmbeddingRouter(routing_intents(data) if data else [], embedder,
                                  min_confidence=config.routing.min_confidence)
@@ -71,14 +71,6 @@ class NluInterpreter:
         return Understanding(intent=prediction.intent, confidence=prediction.confidence, route=route,
                              ranking=prediction.ranking, entities=self._extractor.extract(message, model_entities),
                              sentiment=sentiment, out_of_scope=prediction.out_of_scope)
-
-
-def project_nlu_data(project: AssistantProject) -> NluData | None:
-    """The project's intents.yaml (with entities.yaml when present); None for a project without intents."""
-    if not project.intents_path.is_file():
-        return None
-    entities = project.entities_path if project.entities_path.is_file() else None
-    return load_nlu_data(project.intents_path, entities)
 
 
 def project_sentiment_classifier(project: AssistantProject) -> SentimentClassifier:

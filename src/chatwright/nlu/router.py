@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +16,7 @@ import numpy.typing as npt
 from chatwright.dialogue.types import Route, Understanding
 from chatwright.models.embedder import Embedder
 from chatwright.nlu.ranking import rank_intents
-from chatwright.nlu.training_data import NluData, load_nlu_data
+from chatwright.nlu.training_data import NluData
 
 _NEIGHBOURS = 3  # examples averaged per intent: robust to one odd example
 KNOWLEDGE_INTENT = "knowledge_question"
@@ -60,10 +59,3 @@ def routing_intents(data: NluData) -> list[IntentExamples]:
     """The examples of every intent, as plain text, with the route each intent takes."""
     return [IntentExamples(intent=spec.name, route=spec.route, examples=tuple(e.text for e in spec.examples))
             for spec in data.intents.values()]
-
-
-def load_routing_intents(intents_path: Path) -> list[IntentExamples]:
-    """Routing intents from the project's intents.yaml; none (everything is a knowledge question) without one."""
-    if not intents_path.is_file():
-        return []
-    return routing_intents(load_nlu_data(intents_path))

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +20,9 @@ from chatwright.dialogue.types import Route
 from chatwright.errors import ConfigError
 from chatwright.nlu.markup import SLOT_NAME, EntitySpan, MarkupError, parse_markup, render_markup
 from chatwright.yaml_lines import LocatedYaml, load_yaml, validate
+
+if TYPE_CHECKING:
+    from chatwright.project import AssistantProject
 
 MIN_EXAMPLES = 2
 _INTENT_NAME = re.compile(r"\S+")
@@ -296,3 +299,11 @@ def write_entities_yaml(data: NluData, path: Path) -> None:
             entry["regex"] = slot.regex[0] if len(slot.regex) == 1 else list(slot.regex)
         slots[name] = entry
     _dump({"slots": slots}, path)
+
+
+def load_project_nlu_data(project: AssistantProject) -> NluData | None:
+    """The project's intents.yaml (with entities.yaml when present); None for a project without intents."""
+    if not project.intents_path.is_file():
+        return None
+    entities = project.entities_path if project.entities_path.is_file() else None
+    return load_nlu_data(project.intents_path, entities)

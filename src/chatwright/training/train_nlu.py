@@ -14,10 +14,9 @@ from pathlib import Path
 from chatwright.config import NluTrainingConfig
 from chatwright.errors import ConfigError
 from chatwright.nlu.augmentation import augment
-from chatwright.nlu.interpreter import project_nlu_data
 from chatwright.nlu.sentiment_data import SentimentExample, load_sentiment_data
 from chatwright.nlu.splits import split_data
-from chatwright.nlu.training_data import NluData
+from chatwright.nlu.training_data import NluData, load_project_nlu_data
 from chatwright.project import AssistantProject
 from chatwright.training.examples import (
     intent_task,
@@ -38,7 +37,7 @@ def train_project(project: AssistantProject, settings: NluTrainingConfig | None 
                   show_progress: bool = True) -> ProjectTraining:
     """Train the project's models into PROJECT/models/; the sentiment model only when it has sentiment data."""
     settings = settings or project.config.nlu.training
-    data = project_nlu_data(project)
+    data = load_project_nlu_data(project)
     if data is None:
         raise ConfigError("no intents.yaml to train on", path=project.intents_path)
     intent = train_intent_model(data, settings, project.intent_model_dir, root=project.root,
