@@ -97,8 +97,8 @@ def write_nlu_project(root: Path, *, mode: str = "quick", epochs: int = 12) -> P
     """An assistant project with the sample intents and NLU settings for fast training."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "assistant.yaml").write_text(
-        f"name: Sample bank\nnlu:\n  training:\n    mode: {mode}\n    epochs: {epochs}\n    patience: 2\n"
-        "    validation_fraction: 0.2\n", encoding="utf-8")
+        f"name: Sample bank\nnlu:\n  training:\n    mode: {mode}\n    epochs: {epochs}\n    min_steps: 0\n"
+        "    patience: 2\n    validation_fraction: 0.2\n", encoding="utf-8")
     (root / "intents.yaml").write_text(INTENTS_YAML, encoding="utf-8")
     (root / "knowledge").mkdir(exist_ok=True)
     held_out = root / "tests" / "nlu"

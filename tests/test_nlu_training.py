@@ -15,10 +15,11 @@ import pytest
 
 from chatwright.dialogue.types import Route
 from chatwright.models.registry import load_embedder
-from chatwright.nlu.bio import bio_tags, transition_mask, viterbi
+from chatwright.nlu.bio import TagDecoder, bio_tags, transition_mask, viterbi
 from chatwright.nlu.intent_classifier import IntentSlotClassifier
 from chatwright.nlu.interpreter import NluInterpreter
 from chatwright.nlu.model_files import intent_data_hash, read_card
+from chatwright.nlu.precision import resolve
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
 from chatwright.nlu.training_data import load_nlu_data, load_project_nlu_data
 from chatwright.project import AssistantProject
@@ -39,6 +40,25 @@ def test_decoding_never_yields_an_inside_tag_without_its_beginning() -> None:
     assert decoded[0] == "B-amount"
     assert decoded[1] == "I-amount"
     assert decoded[2] != "I-recipient"
+
+
+def test_decoding_keeps_to_the_slots_of_the_predicted_intent() -> None:
+    tags = bio_tags(["amount", "playlist"])
+    decoder = TagDecoder(tags, ["add_to_playlist", "transfer"], {"add_to_playlist": ["playlist"],
+                                                                 "transfer": ["amount"]})
+    scores = np.full((2, len(tags)), -5.0, dtype=np.float32)
+    scores[0, tags.index("B-playlist")] = -0.1  # the tagger's favourite does not belong to a transfer
+    scores[0, tags.index("B-amount")] = -1.0
+    assert [tags[i] for i in decoder.decode(scores, 1)] == ["B-amount", "O"]
+    assert [tags[i] for i in decoder.decode(scores, 0)] == ["B-playlist", "O"]
+    unrestricted = TagDecoder(tags, ["add_to_playlist", "transfer"], None)
+    assert [tags[i] for i in unrestricted.decode(scores, 1)] == ["B-playlist", "O"]
+
+
+def test_precision_resolves_to_what_was_asked_or_what_the_cpu_has() -> None:
+    assert resolve("fp32") == "fp32" and resolve("bf16") == "bf16"
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    assert resolve("auto") == ("bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else "fp32")
 
 
 def test_temperature_tempers_overconfident_logits_and_threshold_separates_out_of_scope() -> None:
@@ -75,6 +95,8 @@ def test_quick_model_is_a_self_describing_directory(quick_project: AssistantProj
     assert set(card.tags) == {"O", "B-amount", "I-amount", "B-recipient", "I-recipient", "B-card_type",
                               "I-card_type"}
     assert card.oos_intent == "out_of_scope"
+    assert card.intent_slots is not None and card.intent_slots["transfer_money"] == ["amount", "recipient"]
+    assert card.precision == resolve("auto")  # trained, calibrated and served in the same arithmetic
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["validation_accuracy"] >= 0.75
 

@@ -91,6 +91,9 @@ class DialogueConfig(_Strict):
     cancel_intent: str = Field(default="cancel", description="intent in intents.yaml that cancels the active flow")
 
 
+Precision = Literal["auto", "fp32", "bf16"]
+
+
 class NluTrainingConfig(_Strict):
     """How `chatwright train nlu` fine-tunes the intent and slot model (and the sentiment model when labelled)."""
 
@@ -98,13 +101,24 @@ class NluTrainingConfig(_Strict):
         default="full", description="full fine-tuning, LoRA adapters, or quick: frozen encoder and linear heads")
     base_model: str = Field(default="packaged:all-minilm-l6-v2", description="encoder to fine-tune")
     epochs: int = Field(default=12, ge=1, description="upper bound; early stopping usually ends sooner")
+    min_steps: int = Field(
+        default=1000, ge=0, description="small data trains for more epochs than `epochs` (at most 100) until the "
+        "encoder has taken this many optimiser steps; its patience grows in proportion")
     patience: int = Field(default=3, ge=1, description="epochs without validation gain before stopping")
     batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=1e-4, gt=0)
     head_learning_rate: float = Field(default=2e-3, gt=0)
+    label_smoothing: float = Field(
+        default=0.1, ge=0.0, lt=1.0, description="intent targets softened this much: less over-fitting to "
+        "the training examples; confidences are re-calibrated on validation data afterwards")
     lora_rank: int = Field(default=16, ge=1)
     lora_learning_rate: float = Field(default=1e-3, gt=0, description="adapters learn faster than full weights")
     max_tokens: int = Field(default=64, ge=8, description="subword tokens per message; longer ones are cut")
+    precision: Precision = Field(
+        default="auto", description="bf16 runs the encoder's products in bfloat16 (training and the model's "
+        "inference); auto: where the CPU has bfloat16 in hardware (AMX, AVX512-BF16)")
+    slots_by_intent: bool = Field(
+        default=True, description="tag a message only with the slots its predicted intent's examples use")
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
     seed: int = 42
     augment_copies: int = Field(default=0, ge=0, description="augmented copies per annotated example; 0 = off")

@@ -47,7 +47,7 @@ class AssistantProject:
 
     @property
     def sentiment_path(self) -> Path:
-        """Optional labelled sentiment examples; without them the packaged SST-2 model is used."""
+        """Optional labelled sentiment examples; without them the packaged model is used."""
         return self.root / SENTIMENT_FILE
 
     @property

@@ -112,6 +112,9 @@ class Assistant:
         data = load_project_nlu_data(project)
         nlu = NluInterpreter.from_project(project, embedder, data)
         knowledge = KnowledgeIndex.open(project.index_dir, embedder)
+        if len(knowledge) == 0 and project.knowledge_dir.is_dir() and any(project.knowledge_dir.iterdir()):
+            log.warning("the knowledge base is not ingested: every knowledge question will be declined",
+                        knowledge=str(project.knowledge_dir), fix=f"chatwright ingest {project.root}")
         actions = ActionRegistry.from_file(project.actions_path) if project.actions_path.is_file() else None
         flows = load_flows(project.flows_path, actions) if project.flows_path.is_file() else None
         described = {name: spec.description for name, spec in (data.intents if data else {}).items()

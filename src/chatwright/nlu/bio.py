@@ -2,12 +2,13 @@
 
 A token classifier scores each word independently, so its argmax can produce `I-amount` after `O` or after
 `B-date`. Viterbi decoding over the allowed transitions (I-x only after B-x or I-x) gives the best *valid*
-sequence instead, which is what turns per-token scores into clean entity spans.
+sequence instead, which is what turns per-token scores into clean entity spans. Decoding can also be kept to
+the slots the predicted intent's examples use, so a `playlist` is never tagged in a weather question.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -55,3 +56,27 @@ def viterbi(log_probs: npt.NDArray[np.float32], start: npt.NDArray[np.float32],
     for word in range(len(log_probs) - 1, 0, -1):
         best.append(int(back[word, best[-1]]))
     return best[::-1]
+
+
+def slot_penalty(tags: Sequence[str], slots: Iterable[str]) -> npt.NDArray[np.float32]:
+    """Per-tag penalty: 0 for `O` and the tags of `slots`, forbidden for every other slot's tags."""
+    allowed = set(slots)
+    return np.array([0.0 if tag == OUTSIDE or tag[2:] in allowed else _FORBIDDEN for tag in tags],
+                    dtype=np.float32)
+
+
+class TagDecoder:
+    """Valid BIO sequences, kept to the slots of the predicted intent when `intent_slots` is given."""
+
+    def __init__(self, tags: Sequence[str], labels: Sequence[str],
+                 intent_slots: Mapping[str, Sequence[str]] | None) -> None:
+        self.start, self.transitions = transition_mask(tags)
+        self.penalties = None if intent_slots is None else np.stack(
+            [slot_penalty(tags, intent_slots[label]) if label in intent_slots else np.zeros(len(tags), np.float32)
+             for label in labels])
+
+    def decode(self, log_probs: npt.NDArray[np.float32], label: int) -> list[int]:
+        """Best allowed tag index per word (words × tags log-probabilities) for a message of intent `label`."""
+        if self.penalties is not None:
+            log_probs = log_probs + self.penalties[label]
+        return viterbi(log_probs, self.start, self.transitions)

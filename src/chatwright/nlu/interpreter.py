@@ -74,7 +74,7 @@ class NluInterpreter:
 
 
 def project_sentiment_classifier(project: AssistantProject) -> SentimentClassifier:
-    """The project's own sentiment model when trained, else the packaged SST-2 one."""
+    """The project's own sentiment model when trained, else the packaged one."""
     trained = project.sentiment_model_dir
     return SentimentClassifier.load(trained, root=project.root) if trained.is_dir() else SentimentClassifier.load()
 

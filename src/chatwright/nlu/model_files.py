@@ -41,6 +41,8 @@ class ModelCard(BaseModel):
     mode: Literal["full", "lora", "quick"]
     base_model: str
     max_tokens: int
+    precision: Literal["fp32", "bf16"] = Field(
+        default="fp32", description="arithmetic the model was trained and calibrated in; bf16 runs where supported")
     labels: list[str]
     tags: list[str]
     temperature: float = 1.0
@@ -48,6 +50,8 @@ class ModelCard(BaseModel):
     oos_threshold: float = 0.0
     neutral_below: float | None = Field(
         default=None, description="binary sentiment: a top confidence below this reads as neutral")
+    intent_slots: dict[str, list[str]] | None = Field(
+        default=None, description="slots each intent may be tagged with; null: every slot for every intent")
     data_hash: str
     trained_at: str
     epochs_run: int

@@ -19,10 +19,11 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 
 from chatwright.errors import ModelLoadError
 from chatwright.models.registry import encoder_location
-from chatwright.nlu.bio import transition_mask, viterbi
+from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words, split_words
 from chatwright.nlu.markup import EntitySpan
 from chatwright.nlu.model_files import ADAPTER_DIR, ENCODER_DIR, HEADS_FILE, ModelCard, read_card
+from chatwright.nlu.precision import native_bf16
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,11 @@ class TrainedModel:
     def __init__(self, card: ModelCard, tokenizer: PreTrainedTokenizerBase, network: JointModel) -> None:
         self.card = card
         self._tokenizer = tokenizer
-        self._network = network.eval()
-        self._start, self._transitions = transition_mask(card.tags)
+        # a model trained in bf16 runs with bf16 weights where the hardware has bf16 (faster at batch 1 than
+        # autocast, which re-casts the weights on every call), in fp32 elsewhere
+        bf16 = card.precision == "bf16" and native_bf16()
+        self._network = (network.to(torch.bfloat16) if bf16 else network).eval()
+        self._decoder = TagDecoder(card.tags, card.labels, card.intent_slots)
 
     @classmethod
     def load(cls, directory: Path, *, root: Path | None = None) -> TrainedModel:
@@ -70,19 +74,20 @@ class TrainedModel:
             split = [split_words(text) for text in chunk]
             batch = encode_words(self._tokenizer, [words or [""] for words, _ in split], self.card.max_tokens)
             intent_logits, tag_logits = self._network(batch)
-            probabilities = torch.softmax(intent_logits / self.card.temperature, dim=-1).numpy()
-            tag_log_probs = torch.log_softmax(tag_logits, dim=-1).numpy()
+            probabilities = torch.softmax(intent_logits.float() / self.card.temperature, dim=-1).numpy()
+            tag_log_probs = torch.log_softmax(tag_logits.float(), dim=-1).numpy()
             for row, (text, (words, spans)) in enumerate(zip(chunk, split, strict=True)):
                 kept = batch.word_mask[row, :len(words)].numpy()
-                entities = self._entities(text, spans, tag_log_probs[row, :len(words)], kept)
+                label = int(probabilities[row].argmax())
+                entities = self._entities(text, spans, tag_log_probs[row, :len(words)], kept, label)
                 results.append(RawPrediction(probabilities[row], entities))
         return results
 
     def _entities(self, text: str, spans: list[tuple[int, int]], log_probs: npt.NDArray[np.float32],
-                  kept: npt.NDArray[np.bool_]) -> tuple[EntitySpan, ...]:
+                  kept: npt.NDArray[np.bool_], label: int) -> tuple[EntitySpan, ...]:
         if len(self.card.tags) <= 1 or not spans:
             return ()
-        tags = [self.card.tags[i] for i in viterbi(log_probs, self._start, self._transitions)]
+        tags = [self.card.tags[i] for i in self._decoder.decode(log_probs, label)]
         return spans_from_tags(text, spans, [tag if keep else "O" for tag, keep in zip(tags, kept, strict=True)])
 
 

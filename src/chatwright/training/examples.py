@@ -15,10 +15,14 @@ BINARY_NEUTRAL_BELOW = 0.75
 """A binary (negative/positive) sentiment model calls a message neutral when it is less sure than this."""
 
 
-def intent_task(data: NluData, oos_intent: str) -> TrainingTask:
-    """Labels are the intents, tags come from the slots the examples use."""
+def intent_task(data: NluData, oos_intent: str, *, slots_by_intent: bool = True) -> TrainingTask:
+    """Labels are the intents, tags come from the slots the examples use; with `slots_by_intent`, each intent's
+    decoding is kept to the slots its own examples use."""
+    intent_slots = {name: sorted({span.slot for example in intent.examples for span in example.entities})
+                    for name, intent in data.intents.items()} if slots_by_intent else None
     return TrainingTask(kind="intent_slots", labels=data.labels, tags=bio_tags(data.used_slots()),
-                        data_hash=intent_data_hash(data), oos_intent=oos_intent if oos_intent in data.intents else None)
+                        data_hash=intent_data_hash(data), oos_intent=oos_intent if oos_intent in data.intents else None,
+                        intent_slots=intent_slots)
 
 
 def tagged_intent_examples(examples: Sequence[Example], task: TrainingTask) -> list[TaggedExample]:

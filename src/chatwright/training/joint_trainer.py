@@ -28,7 +28,7 @@ from transformers import PreTrainedTokenizerBase
 
 from chatwright.config import NluTrainingConfig
 from chatwright.models.registry import available_cpus, encoder_location
-from chatwright.nlu.bio import transition_mask, viterbi
+from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import EncodedBatch, JointHeads, JointModel, encode_words
 from chatwright.nlu.model_files import (
     ADAPTER_DIR,
@@ -40,18 +40,19 @@ from chatwright.nlu.model_files import (
     staging_dir,
     write_json,
 )
+from chatwright.nlu.precision import autocast, resolve
 from chatwright.nlu.trained_model import load_encoder
 from chatwright.training.calibration import fit_temperature, oos_threshold, softmax
 
 log = structlog.get_logger(__name__)
 
+_MAX_EPOCHS = 100  # for small data stretched to `min_steps`
 _QUICK_EPOCHS = 60
 _QUICK_MAX_EPOCHS = 300
 _QUICK_MIN_STEPS = 400
 _QUICK_LEARNING_RATE = 5e-3
 _QUICK_BATCH = 128  # heads on cached features: few large steps beat many small ones on a CPU
 _BUCKET_BATCHES = 50  # batches sorted by length together: less padding, still shuffled
-_Features = tuple[torch.Tensor, torch.Tensor]  # a message's pooled vector and its word states
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class TrainingTask:
     data_hash: str
     oos_intent: str | None = None
     neutral_below: float | None = None
+    intent_slots: dict[str, list[str]] | None = None  # slots each intent's examples use; None: any slot anywhere
 
 
 @dataclass(frozen=True)
@@ -128,9 +130,9 @@ class JointTrainer:
         threshold = self._threshold(task, scores.logits, temperature, validation_labels)
         seconds = time.perf_counter() - started
         card = ModelCard(kind=task.kind, mode=settings.mode, base_model=settings.base_model,
-                         max_tokens=settings.max_tokens, labels=task.labels, tags=task.tags,
+                         max_tokens=settings.max_tokens, precision=loop.precision, labels=task.labels, tags=task.tags,
                          temperature=temperature, oos_intent=task.oos_intent, oos_threshold=threshold,
-                         neutral_below=task.neutral_below, data_hash=task.data_hash,
+                         neutral_below=task.neutral_below, intent_slots=task.intent_slots, data_hash=task.data_hash,
                          trained_at=datetime.now(UTC).isoformat(timespec="seconds"), epochs_run=epochs,
                          training_seconds=round(seconds, 1))
         metrics = {"validation_accuracy": round(scores.accuracy, 4), "training_seconds": round(seconds, 1),
@@ -169,11 +171,13 @@ class _Loop:
         self.settings = settings
         self.show_progress = show_progress
         self.has_tags = len(task.tags) > 1
+        self.precision = resolve(settings.precision)
         counts = np.bincount([example.label for example in train], minlength=len(task.labels)).astype(np.float64)
         weights = 1.0 / np.sqrt(np.maximum(counts, 1.0))  # inverse square root: helps rare intents, stays stable
-        self.intent_loss = nn.CrossEntropyLoss(weight=torch.tensor(weights / weights.mean(), dtype=torch.float32))
+        self.intent_loss = nn.CrossEntropyLoss(weight=torch.tensor(weights / weights.mean(), dtype=torch.float32),
+                                               label_smoothing=settings.label_smoothing)
         self.tag_loss = nn.CrossEntropyLoss()
-        self.start, self.transitions = transition_mask(task.tags)
+        self.decoder = TagDecoder(task.tags, task.labels, task.intent_slots)
         self.rng = random.Random(settings.seed)
 
     def run_fine_tuning(self, checkpoint: Path) -> tuple[_Scores, int]:
@@ -183,7 +187,12 @@ class _Loop:
         optimizer = torch.optim.AdamW([{"params": trainable, "lr": encoder_lr},
                                        {"params": self.network.heads.parameters(), "lr": settings.head_learning_rate}],
                                       weight_decay=0.01)
-        steps = settings.epochs * -(-len(self.train) // settings.batch_size)
+        steps_per_epoch = -(-len(self.train) // settings.batch_size)
+        # small data takes few steps per epoch: it gets more epochs, up to a cap, to reach `min_steps`, and a
+        # patience stretched alike, or noise in a small validation set would stop it while the rate is still high
+        epochs = max(settings.epochs, min(_MAX_EPOCHS, -(-settings.min_steps // steps_per_epoch)))
+        patience = -(-settings.patience * epochs // settings.epochs)
+        steps = epochs * steps_per_epoch
         scheduler = _warmup_then_linear_decay(optimizer, steps)
         state = _Checkpoint.load(checkpoint, self.task.data_hash, settings)
         if state is not None:
@@ -194,13 +203,15 @@ class _Loop:
             log.info("resuming training", checkpoint=str(checkpoint), after_epoch=state.epoch)
         state = state or _Checkpoint(epoch=0, best_score=-1.0, best_weights=None, stale=0,
                                      data_hash=self.task.data_hash, settings=settings.model_dump_json())
-        while state.epoch < settings.epochs and state.stale < settings.patience:
+        while state.epoch < epochs and state.stale < patience:
             self.network.train()
             batches = list(self._batches(self.train, settings.batch_size, shuffle=True))
-            progress = tqdm(batches, desc=f"epoch {state.epoch + 1}/{settings.epochs}", unit="batch",
+            progress = tqdm(batches, desc=f"epoch {state.epoch + 1}/{epochs}", unit="batch",
                             disable=not self.show_progress, leave=False)
             for examples in progress:
-                loss = self._loss(self.network(self._encode(examples)), examples)
+                with autocast(self.precision):
+                    outputs = self.network(self._encode(examples))
+                loss = self._loss(outputs, *self._targets(examples))
                 torch.autograd.backward(loss)
                 nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
                 optimizer.step()
@@ -221,29 +232,25 @@ class _Loop:
         return self.evaluate(), state.epoch
 
     def run_quick(self) -> tuple[_Scores, int]:
-        """Heads only, on encoder features computed once: seconds instead of minutes."""
+        """Heads only, on encoder features computed and batched once: seconds instead of minutes."""
         for parameter in self.network.encoder.parameters():
             parameter.requires_grad = False
-        train_features = self._features(self.train)
+        train_batches = self._feature_batches(self.train, _QUICK_BATCH, shuffle=True)
+        validation_batches = self._feature_batches(self.validation, 64)
         heads = self.network.heads
         optimizer = torch.optim.AdamW(heads.parameters(), lr=_QUICK_LEARNING_RATE, weight_decay=0.01)
         best_score, best_heads, stale, epoch = -1.0, copy.deepcopy(heads.state_dict()), 0, 0
-        validation_features = self._features(self.validation)
         # small data has one step per epoch, so the epoch budget grows until the heads get enough steps
-        epochs = min(_QUICK_MAX_EPOCHS, max(_QUICK_EPOCHS, -(-_QUICK_MIN_STEPS * _QUICK_BATCH // len(self.train))))
+        epochs = min(_QUICK_MAX_EPOCHS, max(_QUICK_EPOCHS, -(-_QUICK_MIN_STEPS // len(train_batches))))
         stale_limit = max(self.settings.patience * 3, epochs // 5)
         for epoch in range(1, epochs + 1):  # noqa: B007 - the count of epochs run is reported
             heads.train()
-            order = list(range(len(train_features)))
-            self.rng.shuffle(order)
-            for first in range(0, len(order), _QUICK_BATCH):
-                chosen = [train_features[i] for i in order[first:first + _QUICK_BATCH]]
-                examples = [self.train[i] for i in order[first:first + _QUICK_BATCH]]
-                loss = self._loss(heads(*_stack(chosen)), examples)
+            for batch in self.rng.sample(train_batches, len(train_batches)):
+                loss = self._loss(heads(batch.pooled, batch.words), batch.labels, batch.tags)
                 torch.autograd.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad()
-            scores = self._scores(self._head_outputs(validation_features))
+            scores = self._scores(self._head_outputs(validation_batches))
             if scores.score > best_score + 1e-4:
                 best_score, best_heads, stale = scores.score, copy.deepcopy(heads.state_dict()), 0
             else:
@@ -251,44 +258,53 @@ class _Loop:
                 if stale >= stale_limit:
                     break
         heads.load_state_dict(best_heads)
-        return self._scores(self._head_outputs(validation_features)), epoch
+        return self._scores(self._head_outputs(validation_batches)), epoch
 
     @torch.inference_mode()
     def evaluate(self) -> _Scores:
         self.network.eval()
-        outputs = [self.network(self._encode(examples))
-                   for examples in self._batches(self.validation, 64, shuffle=False)]
+        with autocast(self.precision):
+            outputs = [self.network(self._encode(examples))
+                       for examples in self._batches(self.validation, 64, shuffle=False)]
         return self._scores(outputs)
 
     def _scores(self, outputs: list[tuple[torch.Tensor, torch.Tensor]]) -> _Scores:
         if not self.validation:
             return _Scores(np.zeros((0, len(self.task.labels)), dtype=np.float32), 0.0, None)
-        logits = np.concatenate([intent.numpy() for intent, _ in outputs]).astype(np.float32)
+        logits = np.concatenate([intent.float().numpy() for intent, _ in outputs])
         gold = np.array([example.label for example in self.validation])
         accuracy = float((logits.argmax(axis=1) == gold).mean())
         if not self.has_tags:
             return _Scores(logits, accuracy, None)
         tag_names = self.task.tags
         predicted: list[list[str]] = []
+        intents = iter(logits.argmax(axis=1))
         for _, tag_logits in outputs:
-            log_probs = torch.log_softmax(tag_logits, dim=-1).numpy()
-            predicted += [[tag_names[i] for i in viterbi(rows, self.start, self.transitions)] for rows in log_probs]
+            log_probs = torch.log_softmax(tag_logits.float(), dim=-1).numpy()
+            predicted += [[tag_names[i] for i in self.decoder.decode(rows, int(next(intents)))] for rows in log_probs]
         expected = [[tag_names[t] for t in example.tags] for example in self.validation]
         predicted = [tags[:len(gold_tags)] for tags, gold_tags in zip(predicted, expected, strict=True)]
         slot_f1 = float(f1_score(expected, predicted)) if any(t != "O" for seq in expected for t in seq) else 1.0
         return _Scores(logits, accuracy, slot_f1)
 
-    def _loss(self, outputs: tuple[torch.Tensor, torch.Tensor], examples: Sequence[TaggedExample]) -> torch.Tensor:
-        intent_logits, tag_logits = outputs
-        labels = torch.tensor([example.label for example in examples])
+    def _loss(self, outputs: tuple[torch.Tensor, torch.Tensor], labels: torch.Tensor,
+              tags: torch.Tensor) -> torch.Tensor:
+        intent_logits, tag_logits = (output.float() for output in outputs)  # bf16 under autocast
         loss: torch.Tensor = self.intent_loss(intent_logits, labels)
         if self.has_tags:
-            gold = torch.full(tag_logits.shape[:2], -100, dtype=torch.long)
-            for row, example in enumerate(examples):
-                count = min(len(example.tags), gold.shape[1])
-                gold[row, :count] = torch.tensor(example.tags[:count])
+            words = tag_logits.shape[1]
+            gold = nn.functional.pad(tags[:, :words], (0, max(words - tags.shape[1], 0)), value=-100)
             loss = loss + self.tag_loss(tag_logits.reshape(-1, tag_logits.size(-1)), gold.reshape(-1))
         return loss
+
+    @staticmethod
+    def _targets(examples: Sequence[TaggedExample]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Label ids, and tag ids padded with -100 (ignored by the loss) to the longest message."""
+        labels = torch.tensor([example.label for example in examples])
+        tags = torch.full((len(examples), max(len(example.tags) for example in examples)), -100, dtype=torch.long)
+        for row, example in enumerate(examples):
+            tags[row, :len(example.tags)] = torch.tensor(example.tags, dtype=torch.long)
+        return labels, tags
 
     def _encode(self, examples: Sequence[TaggedExample]) -> EncodedBatch:
         return encode_words(self.tokenizer, [example.words for example in examples], self.settings.max_tokens)
@@ -309,28 +325,33 @@ class _Loop:
         self.rng.shuffle(batches)
         yield from batches
 
-    @torch.inference_mode()
-    def _features(self, examples: list[TaggedExample]) -> list[_Features]:
+    @torch.no_grad()  # not inference mode: the heads train on these tensors
+    def _feature_batches(self, examples: list[TaggedExample], size: int, *,
+                         shuffle: bool = False) -> list[_FeatureBatch]:
+        """Encoder features of `examples` stacked into batches of similar length, with their targets."""
         self.network.eval()
-        features: list[_Features] = []
-        batches = list(self._batches(examples, 64, shuffle=False))
+        batches = list(self._batches(examples, size, shuffle=shuffle))
+        stacked: list[_FeatureBatch] = []
         for batch in tqdm(batches, desc="encoding", unit="batch", disable=not self.show_progress, leave=False):
-            pooled, word_states = self.network.features(self._encode(batch))
-            features += [(pooled[row], word_states[row, :max(len(example.words), 1)])
-                         for row, example in enumerate(batch)]
-        return features
+            with autocast(self.precision):
+                pooled, words = self.network.features(self._encode(batch))
+            stacked.append(_FeatureBatch(pooled.float(), words.float(), *self._targets(batch)))
+        return stacked
 
-    def _head_outputs(self, features: list[_Features]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _head_outputs(self, batches: list[_FeatureBatch]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         self.network.heads.eval()
         with torch.inference_mode():
-            return [self.network.heads(*_stack(features[first:first + 64])) for first in range(0, len(features), 64)]
+            return [self.network.heads(batch.pooled, batch.words) for batch in batches]
 
 
-def _stack(features: Sequence[_Features]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled vectors stacked; word states padded to the longest message."""
-    pooled = torch.stack([p for p, _ in features])
-    words = nn.utils.rnn.pad_sequence([w for _, w in features], batch_first=True)
-    return pooled, words
+@dataclass(frozen=True)
+class _FeatureBatch:
+    """A quick-mode batch: frozen-encoder features and the targets they are trained towards."""
+
+    pooled: torch.Tensor  # batch × hidden
+    words: torch.Tensor  # batch × words × hidden
+    labels: torch.Tensor
+    tags: torch.Tensor
 
 
 @dataclass

@@ -53,7 +53,7 @@ def train_project(project: AssistantProject, settings: NluTrainingConfig | None 
 def train_intent_model(data: NluData, settings: NluTrainingConfig, target: Path, *, root: Path | None = None,
                        validation: NluData | None = None, show_progress: bool = True) -> TrainingOutcome:
     """Train on `data` (minus a validation split when `validation` is not given) and publish to `target`."""
-    task = intent_task(data, settings.oos_intent)
+    task = intent_task(data, settings.oos_intent, slots_by_intent=settings.slots_by_intent)
     if validation is None:
         data, validation, _ = split_data(data, validation=settings.validation_fraction, test=0.0, seed=settings.seed)
     if settings.augment_copies:
