@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,8 +20,9 @@ from chatwright.nlu.bio import TagDecoder, bio_tags, transition_mask, viterbi
 from chatwright.nlu.intent_classifier import IntentSlotClassifier
 from chatwright.nlu.interpreter import NluInterpreter
 from chatwright.nlu.model_files import intent_data_hash, read_card
-from chatwright.nlu.precision import resolve
+from chatwright.nlu.precision import native_bf16, resolve
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
+from chatwright.nlu.trained_model import TrainedModel
 from chatwright.nlu.training_data import load_nlu_data, load_project_nlu_data
 from chatwright.project import AssistantProject
 from chatwright.training.calibration import fit_temperature, oos_threshold
@@ -53,12 +55,6 @@ def test_decoding_keeps_to_the_slots_of_the_predicted_intent() -> None:
     assert [tags[i] for i in decoder.decode(scores, 0)] == ["B-playlist", "O"]
     unrestricted = TagDecoder(tags, ["add_to_playlist", "transfer"], None)
     assert [tags[i] for i in unrestricted.decode(scores, 1)] == ["B-playlist", "O"]
-
-
-def test_precision_resolves_to_what_was_asked_or_what_the_cpu_has() -> None:
-    assert resolve("fp32") == "fp32" and resolve("bf16") == "bf16"
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    assert resolve("auto") == ("bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else "fp32")
 
 
 def test_temperature_tempers_overconfident_logits_and_threshold_separates_out_of_scope() -> None:
@@ -112,6 +108,21 @@ def test_quick_model_recognises_held_out_paraphrases(quick_project: AssistantPro
         assert abs(sum(s.confidence for s in prediction.ranking) - 1.0) < 0.5
         for span in prediction.entities:  # decoded spans point into the text
             assert example.text[span.start:span.end] == span.value
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no bfloat16 in hardware; models serve in fp32")
+def test_a_bf16_model_serves_the_same_answers_as_in_fp32(quick_project: AssistantProject, tmp_path: Path) -> None:
+    served = TrainedModel.load(quick_project.intent_model_dir, root=quick_project.root)
+    assert served.card.precision == "bf16"
+    as_fp32 = shutil.copytree(quick_project.intent_model_dir, tmp_path / "fp32")
+    card = json.loads((as_fp32 / "nlu.json").read_text())
+    (as_fp32 / "nlu.json").write_text(json.dumps({**card, "precision": "fp32"}))
+    reference = TrainedModel.load(as_fp32, root=quick_project.root)
+    texts = ["send 20 euros to Tom", "please block my visa", "hello there", "what's the weather like on mars"]
+    for fast, exact in zip(served.predict(texts), reference.predict(texts), strict=True):
+        assert fast.probabilities.argmax() == exact.probabilities.argmax()
+        assert np.abs(fast.probabilities - exact.probabilities).max() < 0.05
+        assert [e.slot for e in fast.entities] == [e.slot for e in exact.entities]
 
 
 def test_interrupted_fine_tuning_resumes_and_keeps_the_last_good_model(tmp_path: Path) -> None:

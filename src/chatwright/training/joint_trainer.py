@@ -190,7 +190,7 @@ class _Loop:
         steps_per_epoch = -(-len(self.train) // settings.batch_size)
         # small data takes few steps per epoch: it gets more epochs, up to a cap, to reach `min_steps`, and a
         # patience stretched alike, or noise in a small validation set would stop it while the rate is still high
-        epochs = max(settings.epochs, min(_MAX_EPOCHS, -(-settings.min_steps // steps_per_epoch)))
+        epochs = _stretched_epochs(settings.epochs, settings.min_steps, steps_per_epoch, _MAX_EPOCHS)
         patience = -(-settings.patience * epochs // settings.epochs)
         steps = epochs * steps_per_epoch
         scheduler = _warmup_then_linear_decay(optimizer, steps)
@@ -241,7 +241,7 @@ class _Loop:
         optimizer = torch.optim.AdamW(heads.parameters(), lr=_QUICK_LEARNING_RATE, weight_decay=0.01)
         best_score, best_heads, stale, epoch = -1.0, copy.deepcopy(heads.state_dict()), 0, 0
         # small data has one step per epoch, so the epoch budget grows until the heads get enough steps
-        epochs = min(_QUICK_MAX_EPOCHS, max(_QUICK_EPOCHS, -(-_QUICK_MIN_STEPS // len(train_batches))))
+        epochs = _stretched_epochs(_QUICK_EPOCHS, _QUICK_MIN_STEPS, len(train_batches), _QUICK_MAX_EPOCHS)
         stale_limit = max(self.settings.patience * 3, epochs // 5)
         for epoch in range(1, epochs + 1):  # noqa: B007 - the count of epochs run is reported
             heads.train()
@@ -352,6 +352,11 @@ class _FeatureBatch:
     words: torch.Tensor  # batch × words × hidden
     labels: torch.Tensor
     tags: torch.Tensor
+
+
+def _stretched_epochs(epochs: int, min_steps: int, steps_per_epoch: int, cap: int) -> int:
+    """`epochs`, or more (up to `cap`) when that many epochs of `steps_per_epoch` fall short of `min_steps`."""
+    return max(epochs, min(cap, -(-min_steps // max(steps_per_epoch, 1))))
 
 
 @dataclass
