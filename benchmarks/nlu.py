@@ -45,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder holding banking77/, snips/, sst2/")
     parser.add_argument("--task", choices=TASKS, required=True)
-    parser.add_argument("--mode", choices=("full", "lora", "quick"), default="full")
+    parser.add_argument("--mode", choices=("full", "lora", "quick", "contrastive"), default="full")
     parser.add_argument("--epochs", type=int, default=None, help="override the configured upper bound")
     parser.add_argument("--augment", type=int, default=0, help="augmented copies per annotated example")
     parser.add_argument("--train-fraction", type=float, default=1.0,
@@ -245,6 +245,9 @@ def _latencies(predict: Any, texts: list[str]) -> dict[str, float]:
 
 def _notes(task: str, settings: NluTrainingConfig) -> str:
     schedule = ("heads only on frozen-encoder features" if settings.mode == "quick" else
+                f"{settings.contrastive_epochs} contrastive passes over same-intent pairs (learning rate "
+                f"{settings.contrastive_learning_rate}, batch {settings.batch_size}), then heads on the tuned "
+                "encoder's features" if settings.mode == "contrastive" else
                 f"up to {settings.epochs} epochs (more for small data, to reach {settings.min_steps} steps) with "
                 f"patience {settings.patience}, batch {settings.batch_size}, "
                 f"label smoothing {settings.label_smoothing}")

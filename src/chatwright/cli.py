@@ -307,7 +307,9 @@ def data_split(directory: ProjectDir,
 
 @train_app.command("nlu")
 def train_nlu(directory: ProjectDir,
-              mode: Annotated[str | None, typer.Option(help="full, lora or quick; default from assistant.yaml")] = None,
+              mode: Annotated[str | None, typer.Option(
+                  help="full, lora, quick or contrastive (few examples per intent); default from assistant.yaml"
+              )] = None,
               augment: Annotated[int | None, typer.Option(help="augmented copies per annotated example")] = None
               ) -> None:
     """Fine-tune the intent and slot model (and the sentiment model when sentiment.jsonl exists)."""

@@ -92,13 +92,15 @@ class DialogueConfig(_Strict):
 
 
 Precision = Literal["auto", "fp32", "bf16"]
+TrainingMode = Literal["full", "lora", "quick", "contrastive"]
 
 
 class NluTrainingConfig(_Strict):
     """How `chatwright train nlu` fine-tunes the intent and slot model (and the sentiment model when labelled)."""
 
-    mode: Literal["full", "lora", "quick"] = Field(
-        default="full", description="full fine-tuning, LoRA adapters, or quick: frozen encoder and linear heads")
+    mode: TrainingMode = Field(
+        default="full", description="full fine-tuning, LoRA adapters, quick (frozen encoder and linear heads), or "
+        "contrastive: the encoder learns to place messages of one intent together, then quick heads (few examples)")
     base_model: str = Field(default="packaged:all-minilm-l6-v2", description="encoder to fine-tune")
     epochs: int = Field(default=12, ge=1, description="upper bound; early stopping usually ends sooner")
     min_steps: int = Field(
@@ -111,6 +113,10 @@ class NluTrainingConfig(_Strict):
     label_smoothing: float = Field(
         default=0.1, ge=0.0, lt=1.0, description="intent targets softened this much: less over-fitting to "
         "the training examples; confidences are re-calibrated on validation data afterwards")
+    contrastive_epochs: int = Field(
+        default=6, ge=1, description="contrastive mode: passes in which every example is paired with another "
+        "example of its intent about once per example of that intent")
+    contrastive_learning_rate: float = Field(default=2e-5, gt=0)
     lora_rank: int = Field(default=16, ge=1)
     lora_learning_rate: float = Field(default=1e-3, gt=0, description="adapters learn faster than full weights")
     max_tokens: int = Field(default=64, ge=8, description="subword tokens per message; longer ones are cut")

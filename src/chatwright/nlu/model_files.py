@@ -2,7 +2,7 @@
 
     nlu.json            what the model is: kind, training mode, base encoder, labels, tags, calibration
     heads.safetensors   the intent (or sentiment) and tagging heads
-    encoder/            full fine-tuning: the encoder and its tokenizer (safetensors)
+    encoder/            full and contrastive training: the encoder and its tokenizer (safetensors)
     adapter/            LoRA: the adapter weights only; the base encoder comes from `base_model`
     metrics.json        validation figures from training
 
@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chatwright.config import TrainingMode
 from chatwright.errors import ModelLoadError
 from chatwright.nlu.training_data import NluData
 
@@ -30,6 +31,8 @@ HEADS_FILE = "heads.safetensors"
 ENCODER_DIR = "encoder"
 ADAPTER_DIR = "adapter"
 METRICS_FILE = "metrics.json"
+ENCODER_SAVED = ("full", "contrastive")
+"""Training modes that change the encoder's own weights, so the model directory carries the encoder."""
 
 
 class ModelCard(BaseModel):
@@ -38,7 +41,7 @@ class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: int = FORMAT_VERSION
     kind: Literal["intent_slots", "sentiment"]
-    mode: Literal["full", "lora", "quick"]
+    mode: TrainingMode
     base_model: str
     max_tokens: int
     precision: Literal["fp32", "bf16"] = Field(

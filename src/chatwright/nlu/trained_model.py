@@ -22,7 +22,7 @@ from chatwright.models.registry import encoder_location
 from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words, split_words
 from chatwright.nlu.markup import EntitySpan
-from chatwright.nlu.model_files import ADAPTER_DIR, ENCODER_DIR, HEADS_FILE, ModelCard, read_card
+from chatwright.nlu.model_files import ADAPTER_DIR, ENCODER_DIR, ENCODER_SAVED, HEADS_FILE, ModelCard, read_card
 from chatwright.nlu.precision import native_bf16
 
 
@@ -54,7 +54,7 @@ class TrainedModel:
     @classmethod
     def load(cls, directory: Path, *, root: Path | None = None) -> TrainedModel:
         card = read_card(directory)
-        if card.mode == "full":
+        if card.mode in ENCODER_SAVED:
             tokenizer, encoder = load_encoder(str(directory / ENCODER_DIR))
         else:
             tokenizer, encoder = load_encoder(encoder_location(card.base_model, root=root))
