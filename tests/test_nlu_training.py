@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from chatwright.dialogue.types import Route
 from chatwright.models.registry import load_embedder
 from chatwright.nlu.bio import TagDecoder, bio_tags, transition_mask, viterbi
 from chatwright.nlu.intent_classifier import IntentSlotClassifier
 from chatwright.nlu.interpreter import NluInterpreter
+from chatwright.nlu.joint_model import JointHeads
 from chatwright.nlu.model_files import intent_data_hash, read_card
 from chatwright.nlu.precision import native_bf16, resolve
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
@@ -57,6 +59,19 @@ def test_decoding_keeps_to_the_slots_of_the_predicted_intent() -> None:
     assert [tags[i] for i in unrestricted.decode(scores, 1)] == ["B-playlist", "O"]
 
 
+def test_tags_of_a_message_do_not_depend_on_the_longer_messages_batched_with_it() -> None:
+    torch.manual_seed(0)
+    heads = JointHeads(hidden=8, intents=3, tags=5, word_context=4).eval()
+    words = torch.randn(1, 3, 8)
+    pooled = torch.randn(1, 8)
+    alone_intent, alone_tags = heads(pooled, words, torch.ones(1, 3, dtype=torch.bool))
+    padded = torch.cat([torch.cat([words, torch.randn(1, 4, 8)], dim=1), torch.randn(1, 7, 8)])
+    mask = torch.tensor([[True] * 3 + [False] * 4, [True] * 7])
+    batch_intent, batch_tags = heads(torch.cat([pooled, torch.randn(1, 8)]), padded, mask)
+    assert torch.allclose(alone_intent, batch_intent[:1], atol=1e-6)
+    assert torch.allclose(alone_tags, batch_tags[:1, :3], atol=1e-6)  # padding read after the words changes nothing
+
+
 def test_temperature_tempers_overconfident_logits_and_threshold_separates_out_of_scope() -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, size=300)
@@ -92,6 +107,7 @@ def test_quick_model_is_a_self_describing_directory(quick_project: AssistantProj
                               "I-card_type"}
     assert card.oos_intent == "out_of_scope"
     assert card.intent_slots is not None and card.intent_slots["transfer_money"] == ["amount", "recipient"]
+    assert card.word_context > 0  # frozen word states are read in context before tagging
     assert card.precision == resolve("auto")  # trained, calibrated and served in the same arithmetic
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["validation_accuracy"] >= 0.75

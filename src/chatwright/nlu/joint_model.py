@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from chatwright.nlu.markup import word_tokens
@@ -51,16 +52,37 @@ def encode_words(tokenizer: PreTrainedTokenizerBase, words: Sequence[Sequence[st
 
 
 class JointHeads(nn.Module):
-    """Intent and tag classifiers over encoder features; trained alone (quick mode) or with the encoder."""
+    """Intent and tag classifiers over encoder features; trained alone (quick mode) or with the encoder.
 
-    def __init__(self, hidden: int, intents: int, tags: int, dropout: float = 0.1) -> None:
+    A frozen encoder's word states were never taught where a slot starts and ends, so heads trained without
+    the encoder read them through a small bidirectional LSTM (`word_context` units a direction) first.
+    """
+
+    def __init__(self, hidden: int, intents: int, tags: int, dropout: float = 0.1, word_context: int = 0) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.intent = nn.Linear(hidden, intents)
-        self.tags = nn.Linear(hidden, max(tags, 1))
+        self.word_context = word_context
+        self.context = nn.LSTM(hidden, word_context, batch_first=True, bidirectional=True) if word_context else None
+        self.tags = nn.Linear(2 * word_context if word_context else hidden, max(tags, 1))
 
-    def forward(self, pooled: torch.Tensor, word_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.intent(self.dropout(pooled)), self.tags(self.dropout(word_states))
+    def forward(self, pooled: torch.Tensor, word_states: torch.Tensor,
+                word_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        words = self.dropout(word_states)
+        if self.context is not None:
+            words = _read_in_context(self.context, words, word_mask)
+        return self.intent(self.dropout(pooled)), self.tags(self.dropout(words))
+
+
+def _read_in_context(lstm: nn.LSTM, words: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
+    """Word states read in both directions over each message's own words (padding left out)."""
+    lengths = word_mask.sum(dim=1).clamp(min=1).cpu()
+    dtype = next(lstm.parameters()).dtype  # bf16 when the model serves in bf16
+    packed = pack_padded_sequence(words.to(dtype), lengths, batch_first=True, enforce_sorted=False)
+    with torch.autocast("cpu", enabled=False):  # oneDNN has no LSTM under autocast; it runs in its own dtype
+        states, _ = lstm(packed)
+    padded, _ = pad_packed_sequence(states, batch_first=True, total_length=words.size(1))
+    return padded
 
 
 class JointModel(nn.Module):
@@ -80,5 +102,5 @@ class JointModel(nn.Module):
     def forward(self, batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """(intent logits: batch × intents, tag logits: batch × words × tags)."""
         pooled, word_states = self.features(batch)
-        result: tuple[torch.Tensor, torch.Tensor] = self.heads(pooled, word_states)
+        result: tuple[torch.Tensor, torch.Tensor] = self.heads(pooled, word_states, batch.word_mask)
         return result

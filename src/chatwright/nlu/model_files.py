@@ -33,6 +33,8 @@ ADAPTER_DIR = "adapter"
 METRICS_FILE = "metrics.json"
 ENCODER_SAVED = ("full", "contrastive")
 """Training modes that change the encoder's own weights, so the model directory carries the encoder."""
+FROZEN_ENCODER = ("quick", "contrastive")
+"""Training modes whose heads are fit on fixed encoder features, after any change to the encoder."""
 
 
 class ModelCard(BaseModel):
@@ -55,6 +57,7 @@ class ModelCard(BaseModel):
         default=None, description="binary sentiment: a top confidence below this reads as neutral")
     intent_slots: dict[str, list[str]] | None = Field(
         default=None, description="slots each intent may be tagged with; null: every slot for every intent")
+    word_context: int = Field(default=0, description="units a direction of the LSTM before the tag classifier; 0: none")
     data_hash: str
     trained_at: str
     epochs_run: int

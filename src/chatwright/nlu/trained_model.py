@@ -62,7 +62,7 @@ class TrainedModel:
             from peft import PeftModel  # only LoRA models need peft imported
 
             encoder = PeftModel.from_pretrained(encoder, str(directory / ADAPTER_DIR)).merge_and_unload()
-        heads = JointHeads(encoder.config.hidden_size, len(card.labels), len(card.tags))
+        heads = JointHeads(encoder.config.hidden_size, len(card.labels), len(card.tags), word_context=card.word_context)
         heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
         return cls(card, tokenizer, JointModel(encoder, heads))
 
