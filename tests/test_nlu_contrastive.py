@@ -25,12 +25,13 @@ def test_pairs_join_examples_of_one_label_and_never_repeat_a_label_in_a_batch() 
     batches = pair_batches(labels, batch_size=2, rng=random.Random(1))
     anchors: Counter[int] = Counter()
     for batch in batches:
-        assert 2 <= len(batch) <= 2
+        assert len(batch) == 2
         assert len({labels[a] for a, _ in batch}) == len(batch)  # the other pairs are this pair's negatives
         for anchor, positive in batch:
             assert anchor != positive and labels[anchor] == labels[positive]
             anchors[labels[anchor]] += 1
     assert 3 not in anchors
+    assert pair_batches([0, 1, 2], batch_size=4, rng=random.Random(1)) == []  # nothing to pair: no pass at all
     # a label takes part about as often as it has examples
     assert anchors[0] >= 6 and anchors[1] >= 6 and 1 <= anchors[2] <= 6
 

@@ -134,7 +134,7 @@ class JointTrainer:
                             "use it for intents with few examples, and full where slots matter",
                             slots=len(task.tags) // 2)
             loop.run_contrastive(checkpoint)
-        if settings.mode in ("quick", "contrastive"):
+        if settings.mode in FROZEN_ENCODER:
             scores, epochs = loop.run_quick()
         else:
             scores, epochs = loop.run_fine_tuning(checkpoint)
@@ -237,9 +237,13 @@ class _Loop:
         """Pull same-intent messages together in the encoder's sentence space, a checkpoint after every pass."""
         settings = self.settings
         labels = [example.label for example in self.train]
+        batches_per_epoch = len(pair_batches(labels, settings.batch_size, random.Random(0)))
+        if not batches_per_epoch:
+            log.warning("no intent has two training examples to pair; the encoder stays as it is")
+            return
         trainable = [p for p in self.network.encoder.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=settings.contrastive_learning_rate, weight_decay=0.01)
-        steps = settings.contrastive_epochs * len(pair_batches(labels, settings.batch_size, random.Random(0)))
+        steps = settings.contrastive_epochs * batches_per_epoch
         scheduler = _warmup_then_linear_decay(optimizer, steps)
         state = self._resume(checkpoint, optimizer, scheduler, "contrastive")
         self.network.train()
