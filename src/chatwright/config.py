@@ -99,7 +99,7 @@ class NluTrainingConfig(_Strict):
     """How `chatwright train nlu` fine-tunes the intent and slot model (and the sentiment model when labelled)."""
 
     mode: TrainingMode = Field(
-        default="full", description="full fine-tuning, LoRA adapters, quick (frozen encoder and linear heads), or "
+        default="full", description="full fine-tuning, LoRA adapters, quick (frozen encoder, trained heads), or "
         "contrastive: the encoder learns to place messages of one intent together, then quick heads (few examples)")
     base_model: str = Field(default="packaged:all-minilm-l6-v2", description="encoder to fine-tune")
     epochs: int = Field(default=12, ge=1, description="upper bound; early stopping usually ends sooner")

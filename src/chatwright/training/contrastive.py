@@ -30,11 +30,11 @@ def pair_batches(labels: Sequence[int], batch_size: int, rng: random.Random) -> 
     rounds = max((len(members) for members in groups.values()), default=0)
     batches: list[list[tuple[int, int]]] = []
     for _ in range(rounds):
-        pairs = [tuple(rng.sample(members, 2)) for members in groups.values()
-                 if rng.random() < len(members) / rounds]
+        pairs = [(a, b) for a, b in (rng.sample(members, 2) for members in groups.values()
+                                     if rng.random() < len(members) / rounds)]
         rng.shuffle(pairs)
-        batches += [[(a, b) for a, b in pairs[first:first + batch_size]]
-                    for first in range(0, len(pairs), batch_size) if len(pairs[first:first + batch_size]) >= 2]
+        chunks = (pairs[first:first + batch_size] for first in range(0, len(pairs), batch_size))
+        batches += [chunk for chunk in chunks if len(chunk) >= 2]  # one pair alone has no negatives
     rng.shuffle(batches)
     return batches
 
