@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--train-fraction", type=float, default=1.0,
                         help="train on a seeded, stratified share of the training data (e.g. to measure augmentation)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto")
     parser.add_argument("--work", type=Path, default=None, help="where to keep the trained model")
     parser.add_argument("--lora-rank", type=int, default=None)
     parser.add_argument("--evaluate", type=Path, default=None,
@@ -74,7 +74,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="chatwright-nlu-"))
     name = f"nlu_{args.task}" + ("" if args.mode == "full" else f"_{args.mode}") + (
         f"_{round(100 * args.train_fraction)}pct" if args.train_fraction < 1 else "") + (
-        f"_augment{args.augment}" if args.augment else "")
+        f"_augment{args.augment}" if args.augment else "") + ("_int8" if args.precision == "int8" else "")
     if args.task == "sst2":
         metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
                                  (args.customer_data, args.customer_heldout))

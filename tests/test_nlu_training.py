@@ -16,18 +16,19 @@ import pytest
 import torch
 
 from chatwright.dialogue.types import Route
-from chatwright.models.registry import load_embedder
+from chatwright.models.registry import encoder_location, load_embedder
 from chatwright.nlu.bio import TagDecoder, bio_tags, transition_mask, viterbi
 from chatwright.nlu.intent_classifier import IntentSlotClassifier
 from chatwright.nlu.interpreter import NluInterpreter
-from chatwright.nlu.joint_model import JointHeads
+from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words
 from chatwright.nlu.model_files import intent_data_hash, read_card
 from chatwright.nlu.precision import native_bf16, resolve
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
-from chatwright.nlu.trained_model import TrainedModel
+from chatwright.nlu.trained_model import TrainedModel, load_encoder
 from chatwright.nlu.training_data import load_nlu_data, load_project_nlu_data
 from chatwright.project import AssistantProject
 from chatwright.training.calibration import fit_temperature, oos_threshold
+from chatwright.training.joint_trainer import _encoder_as_served, _with_lora
 from chatwright.training.train_nlu import train_project
 from nlu_samples import write_nlu_project
 
@@ -139,6 +140,42 @@ def test_a_bf16_model_serves_the_same_answers_as_in_fp32(quick_project: Assistan
         assert fast.probabilities.argmax() == exact.probabilities.argmax()
         assert np.abs(fast.probabilities - exact.probabilities).max() < 0.05
         assert [e.slot for e in fast.entities] == [e.slot for e in exact.entities]
+
+
+def test_an_int8_model_runs_with_quantised_encoder_weights_and_answers_like_the_fp32_one(
+        quick_project: AssistantProject, tmp_path: Path) -> None:
+    root = write_nlu_project(tmp_path / "assistant")
+    config = root / "assistant.yaml"
+    config.write_text(config.read_text().replace("  training:\n", "  training:\n    precision: int8\n"))
+    project = AssistantProject.load(root)
+    train_project(project, show_progress=False)
+    served = TrainedModel.load(project.intent_model_dir, root=project.root)
+    assert served.card.precision == "int8" and served.precision == "int8"
+    linear_layers = [type(m).__module__ for m in served._network.encoder.modules() if "Linear" in type(m).__name__]
+    assert linear_layers and all(".quantized." in module for module in linear_layers)
+    assert type(served._network.heads.intent) is torch.nn.Linear  # the small heads stay exact
+    reference = TrainedModel.load(quick_project.intent_model_dir, root=quick_project.root)
+    texts = ["send 20 euros to Tom", "please block my visa", "hello there", "transfer 300 dollars to my landlord",
+             "my mastercard was stolen", "thanks a lot"]
+    fast, exact = served.predict(texts), reference.predict(texts)
+    assert sum(f.probabilities.argmax() == e.probabilities.argmax() for f, e in zip(fast, exact, strict=True)) >= 5
+    slots = [[e.slot for e in prediction.entities] for prediction in fast]
+    assert "amount" in slots[0] and "recipient" in slots[0], slots
+
+
+def test_an_int8_lora_model_is_calibrated_merged_and_quantised_and_saved_as_trained() -> None:
+    tokenizer, encoder = load_encoder(encoder_location("packaged:all-minilm-l6-v2"))
+    adapted = _with_lora(encoder, 4)
+    network = JointModel(adapted, JointHeads(encoder.config.hidden_size, 3, 1)).eval()
+    batch = encode_words(tokenizer, [["block", "my", "card"]], 16)
+    with torch.inference_mode():
+        exact = network.features(batch)[0]
+        with _encoder_as_served(network, "int8", "lora"):
+            assert "Peft" not in type(network.encoder).__name__  # the adapter merged, as at load time
+            assert any(".quantized." in type(m).__module__ for m in network.encoder.modules())
+            quantised = network.features(batch)[0]
+    assert network.encoder is adapted  # the adapter itself is what gets saved
+    assert torch.cosine_similarity(exact, quantised).item() > 0.95  # the same sentence vector, noisier (0.98)
 
 
 def test_interrupted_fine_tuning_resumes_and_keeps_the_last_good_model(tmp_path: Path) -> None:

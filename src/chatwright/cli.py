@@ -310,7 +310,10 @@ def train_nlu(directory: ProjectDir,
               mode: Annotated[str | None, typer.Option(
                   help="full, lora, quick or contrastive (few examples per intent); default from assistant.yaml"
               )] = None,
-              augment: Annotated[int | None, typer.Option(help="augmented copies per annotated example")] = None
+              augment: Annotated[int | None, typer.Option(help="augmented copies per annotated example")] = None,
+              precision: Annotated[str | None, typer.Option(
+                  help="auto, fp32, bf16 or int8 (8-bit encoder weights: faster on CPUs without bfloat16)"
+              )] = None
               ) -> None:
     """Fine-tune the intent and slot model (and the sentiment model when sentiment.jsonl exists)."""
     from chatwright.training.train_nlu import train_project
@@ -319,7 +322,8 @@ def train_nlu(directory: ProjectDir,
     with _user_errors():
         project = AssistantProject.load(directory)
         settings = project.config.nlu.training
-        overrides = {key: value for key, value in (("mode", mode), ("augment_copies", augment)) if value is not None}
+        given = (("mode", mode), ("augment_copies", augment), ("precision", precision))
+        overrides = {key: value for key, value in given if value is not None}
         settings = settings.model_validate({**settings.model_dump(), **overrides})
         result = train_project(project, settings)
     for outcome in (result.intent, result.sentiment):

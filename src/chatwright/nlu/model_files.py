@@ -46,8 +46,8 @@ class ModelCard(BaseModel):
     mode: TrainingMode
     base_model: str
     max_tokens: int
-    precision: Literal["fp32", "bf16"] = Field(
-        default="fp32", description="arithmetic the model was trained and calibrated in; bf16 runs where supported")
+    precision: Literal["fp32", "bf16", "int8"] = Field(
+        default="fp32", description="arithmetic the model was calibrated in and runs in (bf16 where supported)")
     labels: list[str]
     tags: list[str]
     temperature: float = 1.0

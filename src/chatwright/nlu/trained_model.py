@@ -23,7 +23,7 @@ from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words, split_words
 from chatwright.nlu.markup import EntitySpan
 from chatwright.nlu.model_files import ADAPTER_DIR, ENCODER_DIR, ENCODER_SAVED, HEADS_FILE, ModelCard, read_card
-from chatwright.nlu.precision import native_bf16
+from chatwright.nlu.precision import quantised_int8, runs_in
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,12 @@ class TrainedModel:
     def __init__(self, card: ModelCard, tokenizer: PreTrainedTokenizerBase, network: JointModel) -> None:
         self.card = card
         self._tokenizer = tokenizer
-        # a model trained in bf16 runs with bf16 weights where the hardware has bf16 (faster at batch 1 than
-        # autocast, which re-casts the weights on every call), in fp32 elsewhere
-        bf16 = card.precision == "bf16" and native_bf16()
-        self._network = (network.to(torch.bfloat16) if bf16 else network).eval()
+        self.precision = runs_in(card.precision)
+        if self.precision == "bf16":  # bf16 weights: faster at batch 1 than autocast, which re-casts every call
+            network = network.to(torch.bfloat16)
+        elif self.precision == "int8":
+            network.encoder = quantised_int8(network.encoder)  # the small heads stay exact
+        self._network = network.eval()
         self._decoder = TagDecoder(card.tags, card.labels, card.intent_slots)
 
     @classmethod

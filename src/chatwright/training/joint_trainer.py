@@ -12,6 +12,7 @@ import copy
 import random
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from torch import nn
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from chatwright.config import NluTrainingConfig
+from chatwright.config import NluTrainingConfig, TrainingMode
 from chatwright.models.registry import available_cpus, encoder_location
 from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import EncodedBatch, JointHeads, JointModel, encode_words
@@ -43,7 +44,7 @@ from chatwright.nlu.model_files import (
     staging_dir,
     write_json,
 )
-from chatwright.nlu.precision import autocast, resolve
+from chatwright.nlu.precision import autocast, quantised_int8, resolve, served
 from chatwright.nlu.trained_model import load_encoder
 from chatwright.training.calibration import fit_temperature, oos_threshold, softmax
 from chatwright.training.contrastive import in_batch_contrastive_loss, pair_batches
@@ -134,16 +135,21 @@ class JointTrainer:
                             "use it for intents with few examples, and full where slots matter",
                             slots=len(task.tags) // 2)
             loop.run_contrastive(checkpoint)
+        precision = served(settings.precision)
         if settings.mode in FROZEN_ENCODER:
-            scores, epochs = loop.run_quick()
+            with _encoder_as_served(network, precision, settings.mode):  # heads learn the features they will see
+                scores, epochs = loop.run_quick()
         else:
             scores, epochs = loop.run_fine_tuning(checkpoint)
+            if precision == "int8":
+                with _encoder_as_served(network, precision, settings.mode):
+                    scores = loop.evaluate()  # calibrated on what the model will compute
         validation_labels = np.array([example.label for example in loop.validation], dtype=np.int64)
         temperature = fit_temperature(scores.logits, validation_labels)
         threshold = self._threshold(task, scores.logits, temperature, validation_labels)
         seconds = time.perf_counter() - started
         card = ModelCard(kind=task.kind, mode=settings.mode, base_model=settings.base_model,
-                         max_tokens=settings.max_tokens, precision=loop.precision, labels=task.labels, tags=task.tags,
+                         max_tokens=settings.max_tokens, precision=precision, labels=task.labels, tags=task.tags,
                          temperature=temperature, oos_intent=task.oos_intent, oos_threshold=threshold,
                          neutral_below=task.neutral_below, intent_slots=task.intent_slots,
                          word_context=heads.word_context, data_hash=task.data_hash,
@@ -453,6 +459,21 @@ def _with_lora(encoder: Any, rank: int) -> Any:
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05,
                         target_modules=["query", "key", "value", "dense"])
     return get_peft_model(encoder, config)
+
+
+@contextmanager
+def _encoder_as_served(network: JointModel, precision: Literal["fp32", "bf16", "int8"],
+                       mode: TrainingMode) -> Iterator[None]:
+    """Within the block the network computes with the encoder it will run with once published (a merged,
+    quantised copy for an int8 model); the trained encoder is put back afterwards, to be saved."""
+    trained = network.encoder
+    if precision == "int8":
+        adapted: Any = copy.deepcopy(trained) if mode == "lora" else None  # a PeftModel: merged as at load time
+        network.encoder = quantised_int8(adapted.merge_and_unload() if adapted is not None else trained)
+    try:
+        yield
+    finally:
+        network.encoder = trained
 
 
 def _write_model(network: JointModel, tokenizer: PreTrainedTokenizerBase, card: ModelCard,
