@@ -73,6 +73,17 @@ def test_tags_of_a_message_do_not_depend_on_the_longer_messages_batched_with_it(
     assert torch.allclose(alone_tags, batch_tags[:1, :3], atol=1e-6)  # padding read after the words changes nothing
 
 
+def test_heads_without_slots_skip_the_word_path_and_draw_no_dropout_for_it() -> None:
+    heads = JointHeads(hidden=8, intents=3, tags=1).train()
+    pooled, words = torch.randn(2, 8), torch.randn(2, 5, 8)
+    torch.manual_seed(0)
+    intent, tags = heads(pooled, words, torch.ones(2, 5, dtype=torch.bool))
+    torch.manual_seed(0)
+    expected = heads.intent(heads.dropout(pooled))  # the same dropout mask: nothing else drew random numbers
+    assert torch.equal(intent, expected)
+    assert tags.shape == (2, 5, 1) and not tags.any()
+
+
 def test_temperature_tempers_overconfident_logits_and_threshold_separates_out_of_scope() -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, size=300)
