@@ -250,7 +250,8 @@ def _notes(task: str, settings: NluTrainingConfig) -> str:
                 "encoder's features" if settings.mode == "contrastive" else
                 f"up to {settings.epochs} epochs (more for small data, to reach {settings.min_steps} steps) with "
                 f"patience {settings.patience}, batch {settings.batch_size}, "
-                f"label smoothing {settings.label_smoothing}")
+                f"label smoothing {settings.label_smoothing}"
+                + (", weights averaged over about the last epoch" if settings.weight_averaging else ""))
     return (f"chatwright NLU trainer, mode {settings.mode}, base {settings.base_model}, seed {settings.seed}, "
             f"{schedule}, augmentation copies {settings.augment_copies}, precision {settings.precision}. "
             "Load time and latency "

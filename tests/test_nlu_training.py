@@ -28,7 +28,7 @@ from chatwright.nlu.trained_model import TrainedModel, load_encoder
 from chatwright.nlu.training_data import load_nlu_data, load_project_nlu_data
 from chatwright.project import AssistantProject
 from chatwright.training.calibration import fit_temperature, oos_threshold
-from chatwright.training.joint_trainer import _encoder_as_served, _with_lora
+from chatwright.training.joint_trainer import _encoder_as_served, _WeightAverage, _with_lora
 from chatwright.training.train_nlu import train_project
 from nlu_samples import write_nlu_project
 
@@ -82,6 +82,31 @@ def test_heads_without_slots_skip_the_word_path_and_draw_no_dropout_for_it() -> 
     expected = heads.intent(heads.dropout(pooled))  # the same dropout mask: nothing else drew random numbers
     assert torch.equal(intent, expected)
     assert tags.shape == (2, 5, 1) and not tags.any()
+
+
+def test_weight_average_follows_the_steps_with_its_horizon_and_is_only_worn_inside_its_block() -> None:
+    network = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    network[0].bias.requires_grad = False  # frozen weights are neither averaged nor touched
+    start = [p.detach().clone() for p in network.parameters()]
+    average = _WeightAverage(network, horizon=4)
+    expected = [p.detach().clone() for p in network.parameters()]
+    for step in range(3):
+        with torch.no_grad():
+            for p in network.parameters():
+                if p.requires_grad:
+                    p.add_(step + 1.0)
+        average.update()
+        expected = [e + 0.25 * (p.detach() - e) if p.requires_grad else e
+                    for e, p in zip(expected, network.parameters(), strict=True)]
+    last = [p.detach().clone() for p in network.parameters()]
+    with average.applied():
+        worn = [p.detach().clone() for p in network.parameters()]
+    assert all(torch.allclose(w, e) for w, e in zip(worn, expected, strict=True))
+    assert not torch.allclose(worn[0], last[0])  # the average lags the last step
+    assert torch.equal(worn[1], start[1])  # the frozen bias never moved
+    assert all(torch.equal(p, q) for p, q in zip(network.parameters(), last, strict=True))  # put back
+    with _WeightAverage(network, horizon=0).applied():  # off: the network keeps its own weights
+        assert all(torch.equal(p, q) for p, q in zip(network.parameters(), last, strict=True))
 
 
 def test_temperature_tempers_overconfident_logits_and_threshold_separates_out_of_scope() -> None:
