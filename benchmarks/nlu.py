@@ -52,6 +52,8 @@ def main() -> None:
                         help="train on a seeded, stratified share of the training data (e.g. to measure augmentation)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto")
+    parser.add_argument("--no-weight-averaging", action="store_true",
+                        help="full and LoRA: keep the last step's weights (the comparison for weight averaging)")
     parser.add_argument("--work", type=Path, default=None, help="where to keep the trained model")
     parser.add_argument("--lora-rank", type=int, default=None)
     parser.add_argument("--evaluate", type=Path, default=None,
@@ -66,7 +68,7 @@ def main() -> None:
                         help="publish the trained model here too (how the packaged sentiment model is made)")
     args = parser.parse_args()
     settings = NluTrainingConfig(mode=args.mode, seed=args.seed, augment_copies=args.augment,
-                                 precision=args.precision)
+                                 precision=args.precision, weight_averaging=not args.no_weight_averaging)
     if args.epochs:
         settings = settings.model_copy(update={"epochs": args.epochs})
     if args.lora_rank:
@@ -74,7 +76,8 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="chatwright-nlu-"))
     name = f"nlu_{args.task}" + ("" if args.mode == "full" else f"_{args.mode}") + (
         f"_{round(100 * args.train_fraction)}pct" if args.train_fraction < 1 else "") + (
-        f"_augment{args.augment}" if args.augment else "") + ("_int8" if args.precision == "int8" else "")
+        f"_augment{args.augment}" if args.augment else "") + ("_int8" if args.precision == "int8" else "") + (
+        "_no_averaging" if args.no_weight_averaging else "")
     if args.task == "sst2":
         metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
                                  (args.customer_data, args.customer_heldout))
