@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto")
     parser.add_argument("--no-weight-averaging", action="store_true",
-                        help="full and LoRA: keep the last step's weights (the comparison for weight averaging)")
+                        help="keep the last step's weights (the comparison for weight averaging)")
     parser.add_argument("--work", type=Path, default=None, help="where to keep the trained model")
     parser.add_argument("--lora-rank", type=int, default=None)
     parser.add_argument("--evaluate", type=Path, default=None,
@@ -253,8 +253,10 @@ def _notes(task: str, settings: NluTrainingConfig) -> str:
                 "encoder's features" if settings.mode == "contrastive" else
                 f"up to {settings.epochs} epochs (more for small data, to reach {settings.min_steps} steps) with "
                 f"patience {settings.patience}, batch {settings.batch_size}, "
-                f"label smoothing {settings.label_smoothing}"
-                + (", weights averaged over about the last epoch" if settings.weight_averaging else ""))
+                f"label smoothing {settings.label_smoothing}")
+    if settings.weight_averaging:
+        schedule += (", the heads' weights averaged over about the last epoch" if settings.mode == "contrastive"
+                     else ", weights averaged over about the last epoch")
     return (f"chatwright NLU trainer, mode {settings.mode}, base {settings.base_model}, seed {settings.seed}, "
             f"{schedule}, augmentation copies {settings.augment_copies}, precision {settings.precision}. "
             "Load time and latency "

@@ -84,6 +84,17 @@ def test_heads_without_slots_skip_the_word_path_and_draw_no_dropout_for_it() -> 
     assert tags.shape == (2, 5, 1) and not tags.any()
 
 
+def test_words_read_in_context_lose_the_same_features_in_every_word_of_a_message() -> None:
+    heads = JointHeads(hidden=6, intents=2, tags=3, dropout=0.5, word_context=2).train()
+    words = torch.ones(4, 7, 6)
+    torch.manual_seed(0)
+    dropped = heads._locked_dropout(words)
+    assert torch.equal(dropped, dropped[:, :1].expand_as(dropped))  # one mask a message, shared by its words
+    assert set(dropped.unique().tolist()) == {0.0, 2.0}  # kept features are scaled up to keep the mean
+    assert not torch.equal(dropped[0], dropped[1])  # messages draw their own masks
+    assert torch.equal(heads.eval()._locked_dropout(words), words)  # nothing is dropped at inference
+
+
 def test_weight_average_follows_the_steps_with_its_horizon_and_is_only_worn_inside_its_block() -> None:
     network = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
     network[0].bias.requires_grad = False  # frozen weights are neither averaged nor touched

@@ -114,8 +114,9 @@ class NluTrainingConfig(_Strict):
         default=0.1, ge=0.0, lt=1.0, description="intent targets softened this much: less over-fitting to "
         "the training examples; confidences are re-calibrated on validation data afterwards")
     weight_averaging: bool = Field(
-        default=True, description="full and LoRA: validation and the saved model use a moving average of the "
-        "weights over about the last epoch of steps instead of the last step's weights, which are noisier")
+        default=True, description="validation and the saved model use a moving average of the trained "
+        "weights over about the last epoch of steps instead of the last step's weights, which are noisier "
+        "(every mode; contrastive pairs keep their last weights, its heads are averaged)")
     contrastive_epochs: int = Field(
         default=6, ge=1, description="contrastive mode: passes in which every example is paired with another "
         "example of its intent about once per example of that intent")
