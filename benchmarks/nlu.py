@@ -54,6 +54,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto")
     parser.add_argument("--no-weight-averaging", action="store_true",
                         help="keep the last step's weights (the comparison for weight averaging)")
+    parser.add_argument("--no-intent-names", action="store_true",
+                        help="do not add intent names as examples (the comparison for them)")
     parser.add_argument("--work", type=Path, default=None, help="where to keep the trained model")
     parser.add_argument("--lora-rank", type=int, default=None)
     parser.add_argument("--evaluate", type=Path, default=None,
@@ -68,7 +70,8 @@ def main() -> None:
                         help="publish the trained model here too (how the packaged sentiment model is made)")
     args = parser.parse_args()
     settings = NluTrainingConfig(mode=args.mode, seed=args.seed, augment_copies=args.augment,
-                                 precision=args.precision, weight_averaging=not args.no_weight_averaging)
+                                 precision=args.precision, weight_averaging=not args.no_weight_averaging,
+                                 intent_names_as_examples=not args.no_intent_names)
     if args.epochs:
         settings = settings.model_copy(update={"epochs": args.epochs})
     if args.lora_rank:
@@ -77,7 +80,7 @@ def main() -> None:
     name = f"nlu_{args.task}" + ("" if args.mode == "full" else f"_{args.mode}") + (
         f"_{round(100 * args.train_fraction)}pct" if args.train_fraction < 1 else "") + (
         f"_augment{args.augment}" if args.augment else "") + ("_int8" if args.precision == "int8" else "") + (
-        "_no_averaging" if args.no_weight_averaging else "")
+        "_no_averaging" if args.no_weight_averaging else "") + ("_no_intent_names" if args.no_intent_names else "")
     if args.task == "sst2":
         metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
                                  (args.customer_data, args.customer_heldout))
@@ -257,8 +260,10 @@ def _notes(task: str, settings: NluTrainingConfig) -> str:
     if settings.weight_averaging:
         schedule += (", the heads' weights averaged over about the last epoch" if settings.mode == "contrastive"
                      else ", weights averaged over about the last epoch")
+    names = ("" if task == "sst2" else "intent names as examples, " if settings.intent_names_as_examples
+             else "no intent names as examples, ")
     return (f"chatwright NLU trainer, mode {settings.mode}, base {settings.base_model}, seed {settings.seed}, "
-            f"{schedule}, augmentation copies {settings.augment_copies}, precision {settings.precision}. "
+            f"{schedule}, augmentation copies {settings.augment_copies}, {names}precision {settings.precision}. "
             "Load time and latency "
             "are measured in a fresh process after training; latency: one message per call (batch 1), "
             "intent + slots (or sentiment) only; entity extraction by spaCy is measured separately.")

@@ -106,7 +106,9 @@ class NluTrainingConfig(_Strict):
     min_steps: int = Field(
         default=1000, ge=0, description="small data trains for more epochs than `epochs` (at most 100) until the "
         "encoder has taken this many optimiser steps; its patience grows in proportion")
-    patience: int = Field(default=3, ge=1, description="epochs without validation gain before stopping")
+    patience: int = Field(
+        default=2, ge=1, description="epochs without validation gain before stopping; the averaged weights make "
+        "validation smooth enough that two are enough")
     batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=1e-4, gt=0)
     head_learning_rate: float = Field(default=2e-3, gt=0)
@@ -135,6 +137,9 @@ class NluTrainingConfig(_Strict):
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
     seed: int = 42
     augment_copies: int = Field(default=0, ge=0, description="augmented copies per annotated example; 0 = off")
+    intent_names_as_examples: bool = Field(
+        default=True, description="each intent's name, in words (\"card_arrival\": \"card arrival\"), is one more "
+        "training example: helps intents with few examples; turn off when names are codes, not meanings")
     oos_intent: str = Field(default="out_of_scope", description="intent name of trained out-of-scope examples")
     oos_threshold: float | None = Field(
         default=None, ge=0.0, le=1.0, description="fixed out-of-scope confidence threshold; default: calibrated")

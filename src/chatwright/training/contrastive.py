@@ -2,7 +2,7 @@
 
 With ten examples an intent, fine-tuning the whole encoder on cross-entropy over-fits the few examples; pulling
 two examples of one intent together against the other intents in the batch reshapes the sentence space instead,
-and a linear head on that space generalises better (BANKING77 10-shot: 83.4 % by fine-tuning, 85 % this way).
+and a linear head on that space generalises better (BANKING77 10-shot: 84.5 % by fine-tuning, 86.5 % this way).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`chatwright train nlu`: the intent and slot model from intents.yaml, the sentiment model from sentiment.jsonl.
 
-Validation data is split off the training data (seeded, stratified) unless given, and augmentation, when
-switched on, only ever adds to the training part, so validation figures stay honest.
+Validation data is split off the training data (seeded, stratified) unless given, and augmentation and the
+intent names, when switched on, only ever add to the training part, so validation figures stay honest.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from chatwright.config import NluTrainingConfig
 from chatwright.errors import ConfigError
 from chatwright.nlu.augmentation import augment
+from chatwright.nlu.intent_names import with_intent_names
 from chatwright.nlu.sentiment_data import SentimentExample, load_sentiment_data
 from chatwright.nlu.splits import split_data
 from chatwright.nlu.training_data import NluData, load_project_nlu_data
@@ -58,6 +59,8 @@ def train_intent_model(data: NluData, settings: NluTrainingConfig, target: Path,
         data, validation, _ = split_data(data, validation=settings.validation_fraction, test=0.0, seed=settings.seed)
     if settings.augment_copies:
         data = augment(data, copies=settings.augment_copies, seed=settings.seed)
+    if settings.intent_names_as_examples:
+        data = with_intent_names(data, skip=settings.oos_intent, held_out=validation)
     trainer = JointTrainer(settings, root=root, show_progress=show_progress)
     return trainer.train(task, tagged_intent_examples(data.examples(), task),
                          tagged_intent_examples(validation.examples(), task), target)
