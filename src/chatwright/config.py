@@ -108,7 +108,7 @@ class NluTrainingConfig(_Strict):
         "encoder has taken this many optimiser steps; its patience grows in proportion")
     patience: int = Field(
         default=2, ge=1, description="epochs without validation gain before stopping; the averaged weights make "
-        "validation smooth enough that two are enough")
+        "validation smooth enough that two are enough (without `weight_averaging`, 3 is safer)")
     batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=1e-4, gt=0)
     head_learning_rate: float = Field(default=2e-3, gt=0)
