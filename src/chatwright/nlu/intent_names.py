@@ -25,7 +25,8 @@ def with_intent_names(data: NluData, *, skip: str | None = None, held_out: NluDa
     """`data` with each intent's humanised name appended to its examples; not for `skip` (the out-of-scope
     intent, whose name says nothing about its messages), nor where the text is already an example of `data`
     or of `held_out` (validation data, which a training copy of its own example would flatter)."""
-    seen = {normalised_text(example.text) for example in [*data.examples(), *(held_out or data).examples()]}
+    examples = [*data.examples(), *(held_out.examples() if held_out else [])]
+    seen = {normalised_text(example.text) for example in examples}
     intents = {}
     for name, intent in data.intents.items():
         text = humanised(name)

@@ -217,7 +217,7 @@ class _Loop:
         scheduler = _warmup_then_linear_decay(optimizer, steps)
         average = _WeightAverage(self.network, steps_per_epoch if settings.weight_averaging else 0)
         state = self._resume(checkpoint, optimizer, scheduler, "fine-tuning", average)
-        while state.epoch < epochs and state.stale < patience:
+        while state.epoch < epochs and state.best.stale < patience:
             self.network.train()
             batches = list(self._batches(self.train, settings.batch_size, shuffle=True))
             progress = tqdm(batches, desc=f"epoch {state.epoch + 1}/{epochs}", unit="batch",
@@ -232,15 +232,12 @@ class _Loop:
             state.epoch += 1
             with average.applied():
                 scores = self.evaluate()
-                if scores.score > state.best_score:
-                    state.best_score, state.best_weights, state.stale = scores.score, _copy(self.network), 0
-                else:
-                    state.stale += 1
+                state.best.observe(scores.score, self.network)
             log.info("epoch done", epoch=state.epoch, validation_accuracy=round(scores.accuracy, 4),
-                     validation_slot_f1=scores.slot_f1, best=round(state.best_score, 4))
+                     validation_slot_f1=scores.slot_f1, best=round(state.best.score, 4))
             state.save(checkpoint, self.network, optimizer, scheduler, self.rng, average)
-        if state.best_weights is not None:
-            self.network.load_state_dict(state.best_weights)
+        if state.best.weights is not None:
+            self.network.load_state_dict(state.best.weights)
         return self.evaluate(), state.epoch
 
     def run_contrastive(self, checkpoint: Path) -> None:
@@ -279,7 +276,7 @@ class _Loop:
         """The run's state from `checkpoint` when it is for this data and these settings, else a fresh start."""
         state = _Checkpoint.load(checkpoint, self.task.data_hash, self.settings)
         if state is None:
-            return _Checkpoint(epoch=0, best_score=-1.0, best_weights=None, stale=0, data_hash=self.task.data_hash,
+            return _Checkpoint(epoch=0, best=_Best(), data_hash=self.task.data_hash,
                                settings=self.settings.model_dump_json())
         self.network.load_state_dict(state.saved["weights"])
         optimizer.load_state_dict(state.saved["optimizer"])
@@ -298,7 +295,7 @@ class _Loop:
         heads = self.network.heads
         optimizer = torch.optim.AdamW(heads.parameters(), lr=_QUICK_LEARNING_RATE, weight_decay=0.01)
         average = _WeightAverage(heads, len(train_batches) if self.settings.weight_averaging else 0)
-        best_score, best_heads, stale, epoch = -1.0, copy.deepcopy(heads.state_dict()), 0, 0
+        best, epoch = _Best(), 0
         # small data has one step per epoch, so the epoch budget grows until the heads get enough steps, and
         # patience counts steps too: a few epochs of SNIPS, dozens of a 10-shot set's
         epochs = _stretched_epochs(_QUICK_EPOCHS, _QUICK_MIN_STEPS, len(train_batches), _QUICK_MAX_EPOCHS)
@@ -312,14 +309,11 @@ class _Loop:
                 optimizer.zero_grad()
                 average.update()
             with average.applied():
-                scores = self._scores(self._head_outputs(validation_batches))
-                if scores.score > best_score + 1e-4:
-                    best_score, best_heads, stale = scores.score, copy.deepcopy(heads.state_dict()), 0
-                else:
-                    stale += 1
-            if stale >= stale_limit:
+                best.observe(self._scores(self._head_outputs(validation_batches)).score, heads, margin=1e-4)
+            if best.stale >= stale_limit:
                 break
-        heads.load_state_dict(best_heads)
+        if best.weights is not None:
+            heads.load_state_dict(best.weights)
         return self._scores(self._head_outputs(validation_batches)), epoch
 
     @torch.inference_mode()
@@ -462,13 +456,27 @@ def _stretched_epochs(epochs: int, min_steps: int, steps_per_epoch: int, cap: in
 
 
 @dataclass
+class _Best:
+    """Early stopping's memory: the best validation score so far, the weights that scored it, and the epochs
+    since; a score must beat the best by more than `margin` to count as a gain."""
+
+    score: float = -1.0
+    weights: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+
+    def observe(self, score: float, module: nn.Module, *, margin: float = 0.0) -> None:
+        if score > self.score + margin:
+            self.score, self.weights, self.stale = score, _copy(module), 0
+        else:
+            self.stale += 1
+
+
+@dataclass
 class _Checkpoint:
     """Everything needed to continue an interrupted run exactly."""
 
     epoch: int
-    best_score: float
-    best_weights: dict[str, torch.Tensor] | None
-    stale: int
+    best: _Best
     data_hash: str
     settings: str
     saved: dict[str, Any] = field(default_factory=dict)  # weights, optimizer, scheduler and rng of a resumed run
@@ -487,15 +495,15 @@ class _Checkpoint:
         if saved["data_hash"] != data_hash or saved["settings"] != settings.model_dump_json():
             log.info("checkpoint is for other data or settings; starting afresh", path=str(file))
             return None
-        progress = {key: saved.pop(key) for key in ("epoch", "best_score", "best_weights", "stale", "data_hash",
-                                                      "settings")}
-        return cls(**progress, saved=saved)
+        best = _Best(saved.pop("best_score"), saved.pop("best_weights"), saved.pop("stale"))
+        progress = {key: saved.pop(key) for key in ("epoch", "data_hash", "settings")}
+        return cls(**progress, best=best, saved=saved)
 
     def save(self, path: Path, network: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
              rng: random.Random, average: _WeightAverage) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        state = {"epoch": self.epoch, "best_score": self.best_score, "best_weights": self.best_weights,
-                 "stale": self.stale, "data_hash": self.data_hash, "settings": self.settings,
+        state = {"epoch": self.epoch, "best_score": self.best.score, "best_weights": self.best.weights,
+                 "stale": self.best.stale, "data_hash": self.data_hash, "settings": self.settings,
                  "weights": network.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "rng": rng.getstate(),
                  "average": average.averaged}
