@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from chatwright.project import AssistantProject
+from chatwright.training.train_nlu import train_project
+
 INTENTS_YAML = """\
 intents:
   transfer_money:
@@ -108,3 +111,12 @@ def write_nlu_project(root: Path, *, mode: str = "quick", epochs: int = 12) -> P
         '{"text": "this is wonderful, thank you so much", "label": "positive"}\n'
         '{"text": "this is terrible and I am angry", "label": "negative"}\n', encoding="utf-8")
     return root
+
+
+def trained_nlu_project(root: Path, *, precision: str) -> AssistantProject:
+    """The sample project, its models trained (quick mode) in `precision`."""
+    config = write_nlu_project(root) / "assistant.yaml"
+    config.write_text(config.read_text().replace("  training:\n", f"  training:\n    precision: {precision}\n"))
+    project = AssistantProject.load(root)
+    train_project(project, show_progress=False)
+    return project

@@ -30,7 +30,7 @@ from chatwright.project import AssistantProject
 from chatwright.training.calibration import fit_temperature, oos_threshold
 from chatwright.training.joint_trainer import _encoder_as_served, _WeightAverage, _with_lora
 from chatwright.training.train_nlu import train_project
-from nlu_samples import write_nlu_project
+from nlu_samples import trained_nlu_project, write_nlu_project
 
 
 def test_decoding_never_yields_an_inside_tag_without_its_beginning() -> None:
@@ -191,11 +191,7 @@ def test_a_bf16_model_serves_the_same_answers_as_in_fp32(quick_project: Assistan
 
 def test_an_int8_model_runs_with_quantised_encoder_weights_and_answers_like_the_fp32_one(
         quick_project: AssistantProject, tmp_path: Path) -> None:
-    root = write_nlu_project(tmp_path / "assistant")
-    config = root / "assistant.yaml"
-    config.write_text(config.read_text().replace("  training:\n", "  training:\n    precision: int8\n"))
-    project = AssistantProject.load(root)
-    train_project(project, show_progress=False)
+    project = trained_nlu_project(tmp_path / "assistant", precision="int8")
     served = TrainedModel.load(project.intent_model_dir, root=project.root)
     assert served.card.precision == "int8" and served.precision == "int8"
     linear_layers = [type(m).__module__ for m in served._network.encoder.modules() if "Linear" in type(m).__name__]
@@ -223,7 +219,7 @@ def test_an_int8_lora_model_is_calibrated_merged_and_quantised_and_saved_as_trai
     network = JointModel(adapted, JointHeads(encoder.config.hidden_size, 3, 1)).eval()
     with torch.inference_mode():
         exact = network.features(batch)[0]
-        with _encoder_as_served(network, "int8", "lora"):
+        with _encoder_as_served(network, tokenizer, "int8", "lora"):
             assert "Peft" not in type(network.encoder).__name__  # the adapter merged, as at load time
             assert any(".quantized." in type(m).__module__ for m in network.encoder.modules())
             quantised = network.features(batch)[0]

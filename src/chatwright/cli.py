@@ -235,9 +235,11 @@ def serve(directory: ProjectDir,
 def models_prepare() -> None:
     """Assemble and check the packaged offline models (done once; later runs reuse the cache)."""
     from chatwright.models.registry import prepare_packaged_models
+    from chatwright.nlu.sentiment_classifier import SentimentClassifier
 
     with _user_errors():
         paths = prepare_packaged_models()
+        SentimentClassifier.load()  # where it runs in float32, this exports its encoder for ONNX Runtime once
     for path in paths:
         console.print(f"ready: {path}", highlight=False)
 

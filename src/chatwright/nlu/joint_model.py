@@ -103,7 +103,7 @@ def _read_in_context(lstm: nn.LSTM, words: torch.Tensor, word_mask: torch.Tensor
 class JointModel(nn.Module):
     def __init__(self, encoder: PreTrainedModel, heads: JointHeads) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder: nn.Module = encoder  # served, it may be a quantised copy or an ONNX Runtime graph
         self.heads = heads
 
     def features(self, batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:

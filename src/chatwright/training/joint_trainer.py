@@ -44,6 +44,7 @@ from chatwright.nlu.model_files import (
     staging_dir,
     write_json,
 )
+from chatwright.nlu.onnx_encoder import onnx_encoder
 from chatwright.nlu.precision import autocast, quantised_int8, resolve, served
 from chatwright.nlu.trained_model import load_encoder
 from chatwright.training.calibration import fit_temperature, oos_threshold, softmax
@@ -138,12 +139,12 @@ class JointTrainer:
             loop.run_contrastive(checkpoint)
         precision = served(settings.precision)
         if settings.mode in FROZEN_ENCODER:
-            with _encoder_as_served(network, precision, settings.mode):  # heads learn the features they will see
+            with _encoder_as_served(network, tokenizer, precision, settings.mode):  # heads learn what they will see
                 scores, epochs = loop.run_quick()
         else:
             scores, epochs = loop.run_fine_tuning(checkpoint)
-            if precision == "int8":
-                with _encoder_as_served(network, precision, settings.mode):
+            if precision != "bf16":
+                with _encoder_as_served(network, tokenizer, precision, settings.mode):
                     scores = loop.evaluate()  # calibrated on what the model will compute
         validation_labels = np.array([example.label for example in loop.validation], dtype=np.int64)
         temperature = fit_temperature(scores.logits, validation_labels)
@@ -521,14 +522,16 @@ def _with_lora(encoder: Any, rank: int) -> Any:
 
 
 @contextmanager
-def _encoder_as_served(network: JointModel, precision: Literal["fp32", "bf16", "int8"],
-                       mode: TrainingMode) -> Iterator[None]:
-    """Within the block the network computes with the encoder it will run with once published (a merged,
-    quantised copy for an int8 model); the trained encoder is put back afterwards, to be saved."""
+def _encoder_as_served(network: JointModel, tokenizer: PreTrainedTokenizerBase,
+                       precision: Literal["fp32", "bf16", "int8"], mode: TrainingMode) -> Iterator[None]:
+    """Within the block the network computes with the encoder it will run with once published: a merged,
+    quantised copy for an int8 model, the ONNX Runtime export for a float32 one (made here, so the model's
+    first load finds it); the trained encoder is put back afterwards, to be saved."""
     trained = network.encoder
-    if precision == "int8":
+    if precision != "bf16":
         adapted: Any = copy.deepcopy(trained) if mode == "lora" else None  # a PeftModel: merged as at load time
-        network.encoder = quantised_int8(adapted.merge_and_unload() if adapted is not None else trained)
+        merged = adapted.merge_and_unload() if adapted is not None else trained
+        network.encoder = quantised_int8(merged) if precision == "int8" else onnx_encoder(merged, tokenizer) or trained
     try:
         yield
     finally:
@@ -540,13 +543,14 @@ def _write_model(network: JointModel, tokenizer: PreTrainedTokenizerBase, card: 
     staging = staging_dir(target)
     save_file({name: tensor.contiguous() for name, tensor in network.heads.state_dict().items()},
               str(staging / HEADS_FILE))
+    encoder: Any = network.encoder  # the trained transformers or peft model: each saves itself
     if card.mode in ENCODER_SAVED:
-        network.encoder.save_pretrained(str(staging / ENCODER_DIR), safe_serialization=True)
+        encoder.save_pretrained(str(staging / ENCODER_DIR), safe_serialization=True)
         tokenizer.save_pretrained(str(staging / ENCODER_DIR))
     elif card.mode == "lora":
         # the adapter names its base as configured ("packaged:..."), not as a path on the training machine
-        network.encoder.peft_config["default"].base_model_name_or_path = card.base_model
-        network.encoder.save_pretrained(str(staging / ADAPTER_DIR))
+        encoder.peft_config["default"].base_model_name_or_path = card.base_model
+        encoder.save_pretrained(str(staging / ADAPTER_DIR))
     write_json(staging / "nlu.json", card.model_dump())
     write_json(staging / METRICS_FILE, metrics)
     publish(staging, target)

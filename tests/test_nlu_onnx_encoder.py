@@ -1,0 +1,100 @@
+"""The float32 encoder served by ONNX Runtime: the packaged MiniLM exported for real, checked against PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from chatwright.models.registry import encoder_location
+from chatwright.nlu.joint_model import encode_words, split_words
+from chatwright.nlu.onnx_encoder import EncoderStates, OnnxEncoder, onnx_encoder
+from chatwright.nlu.trained_model import TrainedModel, load_encoder
+from nlu_samples import trained_nlu_project
+
+MESSAGES = ["I was charged twice for the same coffee, can you refund one of them", "hi",
+            "how long does a transfer to Germany take"]
+
+
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CHATWRIGHT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "onnx"
+
+
+def test_the_onnx_encoder_computes_pytorchs_states_for_padded_and_single_messages(cache: Path) -> None:
+    tokenizer, encoder = load_encoder(encoder_location("packaged:all-minilm-l6-v2"))
+    served = onnx_encoder(encoder.eval(), tokenizer)
+    assert isinstance(served, OnnxEncoder)
+    assert len(list(cache.glob("*.onnx"))) == 1 and not list(cache.glob("*.partial"))
+    batches = [encode_words(tokenizer, [split_words(text)[0] for text in MESSAGES], 64),
+               encode_words(tokenizer, [split_words(MESSAGES[1])[0]], 64)]
+    for batch in batches:
+        with torch.inference_mode():
+            expected = encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        got = served(batch.input_ids, batch.attention_mask).last_hidden_state
+        real = batch.attention_mask.bool()
+        assert got.shape == expected.shape
+        assert (got[real] - expected[real]).abs().max().item() < 1e-4
+
+
+def test_a_second_load_reuses_the_export_and_a_damaged_one_is_made_again(cache: Path) -> None:
+    tokenizer, encoder = load_encoder(encoder_location("packaged:all-minilm-l6-v2"))
+    assert onnx_encoder(encoder, tokenizer) is not None
+    (export,) = cache.glob("*.onnx")
+    exported_at = export.stat().st_mtime_ns
+    content = export.read_bytes()
+    assert onnx_encoder(encoder, tokenizer) is not None
+    assert list(cache.glob("*.onnx")) == [export] and export.read_bytes() == content  # found, not exported
+    assert export.stat().st_mtime_ns >= exported_at  # its time marks the last use
+    export.write_bytes(b"not an onnx graph")
+    served = onnx_encoder(encoder, tokenizer)
+    assert served is not None and export.stat().st_size == len(content)
+
+
+def test_other_weights_get_their_own_export(cache: Path) -> None:
+    tokenizer, encoder = load_encoder(encoder_location("packaged:all-minilm-l6-v2"))
+    assert onnx_encoder(encoder, tokenizer) is not None
+    with torch.no_grad():
+        encoder.encoder.layer[0].output.dense.bias.add_(0.5)
+    assert onnx_encoder(encoder, tokenizer) is not None
+    assert len(list(cache.glob("*.onnx"))) == 2
+
+
+class _BatchSizeBranch(nn.Module):
+    """An encoder whose Python branch on the batch size a trace cannot record: its export computes wrongly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(30522, 8)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncoderStates:
+        states = self.embedding(input_ids) * attention_mask.unsqueeze(-1)
+        return EncoderStates(states * 2 if input_ids.shape[0] > 1 else states)
+
+
+def test_an_encoder_the_export_gets_wrong_keeps_running_in_pytorch(cache: Path) -> None:
+    tokenizer, _ = load_encoder(encoder_location("packaged:all-minilm-l6-v2"))
+    assert onnx_encoder(_BatchSizeBranch(), tokenizer) is None
+    assert not list(cache.glob("*.onnx"))  # a wrong export is not kept for the next load
+
+
+def test_a_float32_model_is_exported_while_training_and_served_by_onnx_runtime_as_in_pytorch(
+        tmp_path: Path, cache: Path) -> None:
+    project = trained_nlu_project(tmp_path / "assistant", precision="fp32")
+    exports = sorted(cache.glob("*.onnx"))
+    assert exports  # made in training, where the quick heads learned from its states
+    served = TrainedModel.load(project.intent_model_dir, root=project.root)
+    assert isinstance(served._network.encoder, OnnxEncoder)
+    assert sorted(cache.glob("*.onnx")) == exports  # the first load found it
+    texts = ["send 20 euros to Tom", "please block my visa", "hello there", "transfer 300 dollars to my landlord"]
+    fast = served.predict(texts)
+    _, encoder = load_encoder(encoder_location(served.card.base_model, root=project.root))
+    served._network.encoder = encoder.eval()  # the same model in PyTorch
+    for onnx, exact in zip(fast, served.predict(texts), strict=True):
+        assert np.abs(onnx.probabilities - exact.probabilities).max() < 1e-4
+        assert onnx.entities == exact.entities
+    assert any(prediction.entities for prediction in fast)
