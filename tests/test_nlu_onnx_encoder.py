@@ -11,7 +11,7 @@ from torch import nn
 
 from chatwright.models.registry import encoder_location
 from chatwright.nlu.joint_model import encode_words, split_words
-from chatwright.nlu.onnx_encoder import EncoderStates, OnnxEncoder, onnx_encoder
+from chatwright.nlu.onnx_encoder import EncoderStates, OnnxEncoder, onnx_encoder, served_encoder
 from chatwright.nlu.trained_model import TrainedModel, load_encoder
 from nlu_samples import trained_nlu_project
 
@@ -64,6 +64,24 @@ def test_other_weights_get_their_own_export(cache: Path) -> None:
     assert len(list(cache.glob("*.onnx"))) == 2
 
 
+def test_an_int8_graph_is_made_from_the_checked_float32_one_and_stays_close_to_pytorch(cache: Path) -> None:
+    tokenizer, encoder = load_encoder(encoder_location("packaged:all-minilm-l6-v2"))
+    served = onnx_encoder(encoder.eval(), tokenizer, int8=True)
+    assert isinstance(served, OnnxEncoder)
+    (exported,) = [path for path in cache.glob("*.onnx") if not path.stem.endswith("-int8")]
+    (quantised,) = cache.glob("*-int8.onnx")
+    assert quantised.name == f"{exported.stem}-int8.onnx"
+    assert quantised.stat().st_size < 0.7 * exported.stat().st_size  # int8 weights; the vocabulary stays
+    batch = encode_words(tokenizer, [split_words(text)[0] for text in MESSAGES], 64)
+    with torch.inference_mode():
+        expected = encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+    got = served(batch.input_ids, batch.attention_mask).last_hidden_state
+    real = batch.attention_mask.bool()
+    similarity = nn.functional.cosine_similarity(expected[real], got[real], dim=-1)
+    assert similarity.min().item() > 0.9 and similarity.mean().item() > 0.98
+    assert (expected[real] - got[real]).abs().max().item() > 1e-3  # rounded, unlike the float32 graph
+
+
 class _BatchSizeBranch(nn.Module):
     """An encoder whose Python branch on the batch size a trace cannot record: its export computes wrongly."""
 
@@ -73,13 +91,15 @@ class _BatchSizeBranch(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncoderStates:
         states = self.embedding(input_ids) * attention_mask.unsqueeze(-1)
-        return EncoderStates(states * 2 if input_ids.shape[0] > 1 else states)
+        return EncoderStates(states + 1.0 if input_ids.shape[0] > 1 else states)
 
 
 def test_an_encoder_the_export_gets_wrong_keeps_running_in_pytorch(cache: Path) -> None:
     tokenizer, _ = load_encoder(encoder_location("packaged:all-minilm-l6-v2"))
     assert onnx_encoder(_BatchSizeBranch(), tokenizer) is None
     assert not list(cache.glob("*.onnx"))  # a wrong export is not kept for the next load
+    assert not isinstance(served_encoder(_BatchSizeBranch(), tokenizer, "int8"), OnnxEncoder)  # PyTorch's int8
+    assert not list(cache.glob("*.onnx"))
 
 
 def test_a_float32_model_is_exported_while_training_and_served_by_onnx_runtime_as_in_pytorch(
@@ -91,7 +111,9 @@ def test_a_float32_model_is_exported_while_training_and_served_by_onnx_runtime_a
     assert isinstance(served._network.encoder, OnnxEncoder)
     assert sorted(cache.glob("*.onnx")) == exports  # the first load found it
     texts = ["send 20 euros to Tom", "please block my visa", "hello there", "transfer 300 dollars to my landlord"]
+    threads = torch.get_num_threads()
     fast = served.predict(texts)
+    assert torch.get_num_threads() == threads  # one thread only while it predicts
     _, encoder = load_encoder(encoder_location(served.card.base_model, root=project.root))
     served._network.encoder = encoder.eval()  # the same model in PyTorch
     for onnx, exact in zip(fast, served.predict(texts), strict=True):

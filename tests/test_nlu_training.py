@@ -22,6 +22,7 @@ from chatwright.nlu.intent_classifier import IntentSlotClassifier
 from chatwright.nlu.interpreter import NluInterpreter
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words
 from chatwright.nlu.model_files import intent_data_hash, read_card
+from chatwright.nlu.onnx_encoder import OnnxEncoder
 from chatwright.nlu.precision import native_bf16, resolve
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
 from chatwright.nlu.trained_model import TrainedModel, load_encoder
@@ -194,8 +195,7 @@ def test_an_int8_model_runs_with_quantised_encoder_weights_and_answers_like_the_
     project = trained_nlu_project(tmp_path / "assistant", precision="int8")
     served = TrainedModel.load(project.intent_model_dir, root=project.root)
     assert served.card.precision == "int8" and served.precision == "int8"
-    linear_layers = [type(m).__module__ for m in served._network.encoder.modules() if "Linear" in type(m).__name__]
-    assert linear_layers and all(".quantized." in module for module in linear_layers)
+    assert isinstance(served._network.encoder, OnnxEncoder)  # its int8 graph, made in training
     assert type(served._network.heads.intent) is torch.nn.Linear  # the small heads stay exact
     reference = TrainedModel.load(quick_project.intent_model_dir, root=quick_project.root)
     texts = ["send 20 euros to Tom", "please block my visa", "hello there", "transfer 300 dollars to my landlord",
@@ -220,8 +220,7 @@ def test_an_int8_lora_model_is_calibrated_merged_and_quantised_and_saved_as_trai
     with torch.inference_mode():
         exact = network.features(batch)[0]
         with _encoder_as_served(network, tokenizer, "int8", "lora"):
-            assert "Peft" not in type(network.encoder).__name__  # the adapter merged, as at load time
-            assert any(".quantized." in type(m).__module__ for m in network.encoder.modules())
+            assert isinstance(network.encoder, OnnxEncoder)  # the graph of the merged encoder, as at load time
             quantised = network.features(batch)[0]
     assert network.encoder is adapted  # the adapter itself is what gets saved
     assert torch.cosine_similarity(exact, base).item() < 0.9  # the adapter moved the sentence vector ...

@@ -128,11 +128,11 @@ class NluTrainingConfig(_Strict):
     max_tokens: int = Field(default=64, ge=8, description="subword tokens per message; longer ones are cut")
     precision: Precision = Field(
         default="auto", description="bf16 runs the encoder's products in bfloat16 (training and the model's "
-        "inference); auto: where the CPU has bfloat16 in hardware (AMX, AVX512-BF16), else fp32, whose "
-        "encoder is served by ONNX Runtime; int8: the trained encoder runs in PyTorch with 8-bit weights, "
-        "40-55 % less time per message than PyTorch's fp32 (ONNX Runtime's fp32 was faster still on a CPU "
-        "without bfloat16), for some accuracy, most in slots of quick mode (quick and contrastive heads learn "
-        "from int8 features; full and LoRA train in fp32 and are quantised before calibration)")
+        "inference); auto: where the CPU has bfloat16 in hardware (AMX, AVX512-BF16), else fp32; fp32 and "
+        "int8 encoders are served by ONNX Runtime; int8: the trained encoder's matrix products run in 8 bits, "
+        "a little faster than fp32 and a smaller file, for some accuracy, most in slots of quick mode (quick "
+        "and contrastive heads learn from int8 features; full and LoRA train in fp32 and are quantised before "
+        "calibration)")
     slots_by_intent: bool = Field(
         default=True, description="tag a message only with the slots its predicted intent's examples use")
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)

@@ -3,9 +3,8 @@
 CPUs with AMX or AVX512-BF16 multiply bfloat16 matrices several times faster than float32, which cuts both
 fine-tuning time and per-message latency; elsewhere bfloat16 is emulated and slower, so `auto` turns it on only
 where the hardware has it. Autocast keeps the weights in float32 and runs only the matrix products in bfloat16.
-A float32 model is served by ONNX Runtime (`onnx_encoder`). An int8 model's encoder runs in PyTorch with 8-bit
-weights: a quarter of the bytes, 40-55 % less time per message than PyTorch's float32, though on a 2-core EPYC
-without bfloat16 ONNX Runtime's float32 was faster still (7 against 11 ms at batch 1).
+Float32 and int8 models are served by ONNX Runtime (`onnx_encoder.served_encoder`); `quantised_int8` is
+PyTorch's int8 copy, which serves where an encoder cannot be exported.
 """
 
 from __future__ import annotations

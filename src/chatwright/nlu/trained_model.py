@@ -2,7 +2,7 @@
 
 Intent-and-slot models and sentiment models share this code: both are the joint network, the sentiment one
 simply has no tags. LoRA adapters are merged into the encoder at load time, so inference costs the same as a
-fully fine-tuned model. A float32 encoder is served by ONNX Runtime (`onnx_encoder`), a bfloat16 or int8 one by
+fully fine-tuned model. A float32 or int8 encoder is served by ONNX Runtime (`served_encoder`), a bfloat16 one by
 PyTorch, in the arithmetic the model was calibrated in.
 """
 
@@ -26,8 +26,8 @@ from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words, split_words
 from chatwright.nlu.markup import EntitySpan
 from chatwright.nlu.model_files import ADAPTER_DIR, ENCODER_DIR, ENCODER_SAVED, HEADS_FILE, ModelCard, read_card
-from chatwright.nlu.onnx_encoder import OnnxEncoder, onnx_encoder
-from chatwright.nlu.precision import quantised_int8, runs_in
+from chatwright.nlu.onnx_encoder import OnnxEncoder, served_encoder
+from chatwright.nlu.precision import runs_in
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,8 @@ class TrainedModel:
         self.precision = runs_in(card.precision)
         if self.precision == "bf16":  # bf16 weights: faster at batch 1 than autocast, which re-casts every call
             network = network.to(torch.bfloat16)
-        elif self.precision == "int8":
-            network.encoder = quantised_int8(network.encoder)  # the small heads stay exact
-        else:
-            network.encoder = onnx_encoder(network.encoder, tokenizer) or network.encoder
+        else:  # the small heads stay exact
+            network.encoder = served_encoder(network.encoder, tokenizer, self.precision)
         self._network = network.eval()
         self._decoder = TagDecoder(card.tags, card.labels, card.intent_slots)
 

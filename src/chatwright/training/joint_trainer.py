@@ -44,8 +44,8 @@ from chatwright.nlu.model_files import (
     staging_dir,
     write_json,
 )
-from chatwright.nlu.onnx_encoder import onnx_encoder
-from chatwright.nlu.precision import autocast, quantised_int8, resolve, served
+from chatwright.nlu.onnx_encoder import served_encoder
+from chatwright.nlu.precision import autocast, resolve, served
 from chatwright.nlu.trained_model import load_encoder
 from chatwright.training.calibration import fit_temperature, oos_threshold, softmax
 from chatwright.training.contrastive import in_batch_contrastive_loss, pair_batches
@@ -524,14 +524,14 @@ def _with_lora(encoder: Any, rank: int) -> Any:
 @contextmanager
 def _encoder_as_served(network: JointModel, tokenizer: PreTrainedTokenizerBase,
                        precision: Literal["fp32", "bf16", "int8"], mode: TrainingMode) -> Iterator[None]:
-    """Within the block the network computes with the encoder it will run with once published: a merged,
-    quantised copy for an int8 model, the ONNX Runtime export for a float32 one (made here, so the model's
-    first load finds it); the trained encoder is put back afterwards, to be saved."""
+    """Within the block the network computes with the encoder it will run with once published, for fp32 and
+    int8 models the ONNX Runtime graph of the merged encoder (made here, so the model's first load finds it);
+    the trained encoder is put back afterwards, to be saved."""
     trained = network.encoder
     if precision != "bf16":
         adapted: Any = copy.deepcopy(trained) if mode == "lora" else None  # a PeftModel: merged as at load time
-        merged = adapted.merge_and_unload() if adapted is not None else trained
-        network.encoder = quantised_int8(merged) if precision == "int8" else onnx_encoder(merged, tokenizer) or trained
+        network.encoder = served_encoder(adapted.merge_and_unload() if adapted is not None else trained,
+                                         tokenizer, precision)
     try:
         yield
     finally:
