@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,13 +57,18 @@ def test_a_second_load_reuses_the_export_and_a_damaged_one_is_made_again(cache: 
     assert served is not None and export.stat().st_size == len(content)
 
 
-def test_other_weights_get_their_own_export(cache: Path) -> None:
+def test_other_weights_get_their_own_export_and_abandoned_halves_are_cleared(cache: Path) -> None:
     tokenizer, encoder = load_encoder(encoder_location("packaged:all-minilm-l6-v2"))
     assert onnx_encoder(encoder, tokenizer) is not None
+    abandoned, running = cache / ".a.onnx.x.partial", cache / ".b.onnx.y.partial"
+    for partial in (abandoned, running):
+        partial.write_bytes(b"half an export")
+    os.utime(abandoned, (time.time() - 7200, time.time() - 7200))  # left by an export killed two hours ago
     with torch.no_grad():
         encoder.encoder.layer[0].output.dense.bias.add_(0.5)
     assert onnx_encoder(encoder, tokenizer) is not None
     assert len(list(cache.glob("*.onnx"))) == 2
+    assert not abandoned.exists() and running.exists()  # one still being written is left alone
 
 
 def test_an_int8_graph_is_made_from_the_checked_float32_one_and_stays_close_to_pytorch(cache: Path) -> None:

