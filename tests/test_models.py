@@ -9,6 +9,8 @@ from pathlib import Path
 import huggingface_hub.constants
 import numpy as np
 import pytest
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
 from chatwright.errors import ModelLoadError
 from chatwright.models.packaged import (
@@ -21,6 +23,7 @@ from chatwright.models.packaged import (
     packaged_llm_path,
 )
 from chatwright.models.registry import load_embedder, load_llm, prepare_packaged_models
+from chatwright.models.sentence_embedder import SentenceTransformerEmbedder
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
 
@@ -186,6 +189,44 @@ def test_packaged_embedder_gives_normalised_vectors_that_rank_paraphrases_first(
     similar, unrelated = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
     assert similar > 0.6 > unrelated
     assert embedder.encode([]).shape == (0, 384)
+
+
+@pytest.fixture
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache" / "onnx"
+
+
+# Different lengths (one past the 256-token limit) and more texts than one ONNX Runtime batch.
+VARIED_TEXTS = ["hi", "How much does it cost to top up with a Visa card?", "card " * 300,
+                *(f"My transfer number {n} has not arrived after {n} days, what can I do?" for n in range(10))]
+
+
+def test_packaged_embedder_runs_in_onnx_runtime_with_sentence_transformers_vectors(fresh_cache: Path) -> None:
+    directory = str(packaged_embedder_path("all-minilm-l6-v2"))
+    embedder = SentenceTransformerEmbedder(directory, threads=2)
+    assert len(list(fresh_cache.glob("*.onnx"))) == 1  # exported into the cache on first load
+    expected = SentenceTransformer(directory, device="cpu").encode(VARIED_TEXTS, normalize_embeddings=True)
+    got = embedder.encode(VARIED_TEXTS)
+    assert got.shape == (len(VARIED_TEXTS), 384) and got.dtype == np.float32
+    assert float((got * expected).sum(axis=1).min()) > 0.99999
+
+    # PyTorch's copy is released before the session opens; a damaged graph brings sentence-transformers back
+    [graph] = fresh_cache.glob("*.onnx")
+    graph.write_bytes(b"not an onnx graph")
+    fallback = SentenceTransformerEmbedder(directory, threads=2)
+    assert not graph.exists()  # exported afresh by the next load
+    assert float((fallback.encode(VARIED_TEXTS) * expected).sum(axis=1).min()) > 0.99999
+
+
+def test_embedder_with_other_pooling_stays_in_sentence_transformers(tmp_path: Path, fresh_cache: Path) -> None:
+    transformer = Transformer(str(packaged_embedder_path("all-minilm-l6-v2")))
+    cls_model = SentenceTransformer(modules=[transformer, Pooling(384, pooling_mode="cls")], device="cpu")
+    cls_model.save(str(tmp_path / "cls-model"))
+    embedder = SentenceTransformerEmbedder(str(tmp_path / "cls-model"), threads=2)
+    assert not fresh_cache.exists() or not list(fresh_cache.glob("*.onnx"))
+    expected = cls_model.encode(VARIED_TEXTS, normalize_embeddings=True)
+    assert float((embedder.encode(VARIED_TEXTS) * expected).sum(axis=1).min()) > 0.99999
 
 
 def test_embedder_directory_reference_shares_the_loaded_model(tmp_path: Path) -> None:

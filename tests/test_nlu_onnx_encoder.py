@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
+from chatwright.models.onnx_encoder import EncoderStates, OnnxEncoder, onnx_encoder, served_encoder
 from chatwright.models.registry import encoder_location
 from chatwright.nlu.joint_model import encode_words, split_words
-from chatwright.nlu.onnx_encoder import EncoderStates, OnnxEncoder, onnx_encoder, served_encoder
 from chatwright.nlu.trained_model import TrainedModel, load_encoder
 from nlu_samples import trained_nlu_project
 
@@ -127,3 +127,11 @@ def test_a_float32_model_is_exported_while_training_and_served_by_onnx_runtime_a
         assert np.abs(onnx.probabilities - exact.probabilities).max() < 1e-4
         assert onnx.entities == exact.entities
     assert any(prediction.entities for prediction in fast)
+
+    # PyTorch's encoder is released before the session opens, so a damaged graph means loading the model again
+    for export in exports:
+        export.write_bytes(b"not an onnx graph")
+    reloaded = TrainedModel.load(project.intent_model_dir, root=project.root)
+    assert isinstance(reloaded._network.encoder, OnnxEncoder)
+    for again, before in zip(reloaded.predict(texts), fast, strict=True):
+        assert np.abs(again.probabilities - before.probabilities).max() < 1e-5

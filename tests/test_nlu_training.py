@@ -16,13 +16,13 @@ import pytest
 import torch
 
 from chatwright.dialogue.types import Route
+from chatwright.models.onnx_encoder import OnnxEncoder
 from chatwright.models.registry import encoder_location, load_embedder
 from chatwright.nlu.bio import TagDecoder, bio_tags, transition_mask, viterbi
 from chatwright.nlu.intent_classifier import IntentSlotClassifier
 from chatwright.nlu.interpreter import NluInterpreter
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words
 from chatwright.nlu.model_files import intent_data_hash, read_card
-from chatwright.nlu.onnx_encoder import OnnxEncoder
 from chatwright.nlu.precision import native_bf16, resolve
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
 from chatwright.nlu.trained_model import TrainedModel, load_encoder

@@ -8,6 +8,7 @@ PyTorch, in the arithmetic the model was calibrated in.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -15,19 +16,23 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 import torch
 from safetensors.torch import load_file
 from scipy import special
+from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from chatwright.errors import ModelLoadError
+from chatwright.models.onnx_encoder import OnnxEncoder, load_onnx_encoder, onnx_graph, served_encoder
 from chatwright.models.registry import encoder_location
 from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words, split_words
 from chatwright.nlu.markup import EntitySpan
 from chatwright.nlu.model_files import ADAPTER_DIR, ENCODER_DIR, ENCODER_SAVED, HEADS_FILE, ModelCard, read_card
-from chatwright.nlu.onnx_encoder import OnnxEncoder, served_encoder
 from chatwright.nlu.precision import runs_in
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,30 +52,35 @@ def load_encoder(location: str) -> tuple[PreTrainedTokenizerBase, PreTrainedMode
 
 class TrainedModel:
     def __init__(self, card: ModelCard, tokenizer: PreTrainedTokenizerBase, network: JointModel) -> None:
+        """`network` with its encoder already in the form it is served in (see `load`)."""
         self.card = card
         self._tokenizer = tokenizer
         self.precision = runs_in(card.precision)
-        if self.precision == "bf16":  # bf16 weights: faster at batch 1 than autocast, which re-casts every call
-            network = network.to(torch.bfloat16)
-        else:  # the small heads stay exact
-            network.encoder = served_encoder(network.encoder, tokenizer, self.precision)
         self._network = network.eval()
         self._decoder = TagDecoder(card.tags, card.labels, card.intent_slots)
 
     @classmethod
     def load(cls, directory: Path, *, root: Path | None = None) -> TrainedModel:
         card = read_card(directory)
-        if card.mode in ENCODER_SAVED:
-            tokenizer, encoder = load_encoder(str(directory / ENCODER_DIR))
-        else:
-            tokenizer, encoder = load_encoder(encoder_location(card.base_model, root=root))
-        if card.mode == "lora":
-            from peft import PeftModel  # only LoRA models need peft imported
-
-            encoder = PeftModel.from_pretrained(encoder, str(directory / ADAPTER_DIR)).merge_and_unload()
-        heads = JointHeads(encoder.config.hidden_size, len(card.labels), len(card.tags), word_context=card.word_context)
-        heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
-        return cls(card, tokenizer, JointModel(encoder, heads))
+        precision = runs_in(card.precision)
+        tokenizer, network = _network(directory, card, root)
+        if precision == "bf16":  # bf16 weights: faster at batch 1 than autocast, which re-casts every call
+            return cls(card, tokenizer, network.to(torch.bfloat16))
+        graph = onnx_graph(network.encoder, tokenizer, int8=precision == "int8")
+        if graph is None:  # the small heads stay exact either way
+            network.encoder = served_encoder(network.encoder, tokenizer, precision)
+            return cls(card, tokenizer, network)
+        # PyTorch's encoder goes first: opening the session briefly needs twice the graph's size, and a
+        # server's peak memory is its load.
+        network.encoder = nn.Identity()
+        gc.collect()
+        try:
+            network.encoder = load_onnx_encoder(graph)
+        except Exception as error:
+            log.warning("cached ONNX encoder unreadable; exporting it again", path=str(graph), error=str(error))
+            graph.unlink(missing_ok=True)
+            return cls.load(directory, root=root)
+        return cls(card, tokenizer, network)
 
     @torch.inference_mode()
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[RawPrediction]:
@@ -101,6 +111,21 @@ class TrainedModel:
             return ()
         tags = [self.card.tags[i] for i in self._decoder.decode(log_probs, label)]
         return spans_from_tags(text, spans, [tag if keep else "O" for tag, keep in zip(tags, kept, strict=True)])
+
+
+def _network(directory: Path, card: ModelCard, root: Path | None) -> tuple[PreTrainedTokenizerBase, JointModel]:
+    """The saved network in PyTorch, LoRA adapters merged."""
+    if card.mode in ENCODER_SAVED:
+        tokenizer, encoder = load_encoder(str(directory / ENCODER_DIR))
+    else:
+        tokenizer, encoder = load_encoder(encoder_location(card.base_model, root=root))
+    if card.mode == "lora":
+        from peft import PeftModel  # only LoRA models need peft imported
+
+        encoder = PeftModel.from_pretrained(encoder, str(directory / ADAPTER_DIR)).merge_and_unload()
+    heads = JointHeads(encoder.config.hidden_size, len(card.labels), len(card.tags), word_context=card.word_context)
+    heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
+    return tokenizer, JointModel(encoder, heads)
 
 
 @contextmanager

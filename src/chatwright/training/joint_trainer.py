@@ -29,6 +29,7 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from chatwright.config import NluTrainingConfig, TrainingMode
+from chatwright.models.onnx_encoder import served_encoder
 from chatwright.models.registry import available_cpus, encoder_location
 from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import EncodedBatch, JointHeads, JointModel, encode_words
@@ -44,7 +45,6 @@ from chatwright.nlu.model_files import (
     staging_dir,
     write_json,
 )
-from chatwright.nlu.onnx_encoder import served_encoder
 from chatwright.nlu.precision import autocast, resolve, served
 from chatwright.nlu.trained_model import load_encoder
 from chatwright.training.calibration import fit_temperature, oos_threshold, softmax

@@ -86,37 +86,64 @@ def onnx_encoder(encoder: nn.Module, tokenizer: PreTrainedTokenizerBase, *,
                  int8: bool = False) -> OnnxEncoder | None:
     """`encoder` as an ONNX Runtime graph (with `int8`, its matrix products in 8 bits, one weight scale per
     output channel), exported on first use and found in the cache after; None, with a warning, when it cannot
-    be exported faithfully."""
-    exported = cache_dir() / "onnx" / f"{_weights_digest(encoder)}.onnx"
-    path = exported.with_name(f"{exported.stem}-int8.onnx") if int8 else exported
-    if path.exists():
+    be exported faithfully. A cached graph that cannot be opened is exported again."""
+    for _ in range(2):
+        path = onnx_graph(encoder, tokenizer, int8=int8)
+        if path is None:
+            return None
         try:
-            served = OnnxEncoder(_session(path))
-            with suppress(OSError):  # a read-only cache still serves
-                os.utime(path)  # its time is its last use, which pruning goes by
-            return served
+            return load_onnx_encoder(path)
         except Exception as error:
             log.warning("cached ONNX encoder unreadable; exporting it again", path=str(path), error=str(error))
+            path.unlink(missing_ok=True)
+    return None
+
+
+def load_onnx_encoder(path: Path) -> OnnxEncoder:
+    """The graph at `path` in an ONNX Runtime session; callers free PyTorch's copy first, when they can, because
+    opening a session briefly needs about twice the graph's size."""
+    served = OnnxEncoder(_session(path))
+    with suppress(OSError):  # a read-only cache still serves
+        os.utime(path)  # its time is its last use, which pruning goes by
+    return served
+
+
+def onnx_graph(encoder: nn.Module, tokenizer: PreTrainedTokenizerBase, *, int8: bool = False) -> Path | None:
+    """The cached ONNX graph of `encoder`, exported and checked against PyTorch first if there is none; None,
+    with a warning, when it cannot be exported faithfully. An int8 graph is made from the float32 one."""
+    exported = cache_dir() / "onnx" / f"{_weights_digest(encoder)}.onnx"
+    if not _ensure_graph(encoder, tokenizer, exported):
+        return None
+    if not int8:
+        return exported
+    quantised = exported.with_name(f"{exported.stem}-int8.onnx")
+    return quantised if _ensure_graph(encoder, tokenizer, quantised, quantised_from=exported) else None
+
+
+def _ensure_graph(encoder: nn.Module, tokenizer: PreTrainedTokenizerBase, path: Path, *,
+                  quantised_from: Path | None = None) -> bool:
+    """Whether `path` holds a graph of `encoder`, making it now (exported, or quantised from the float32 graph)
+    and keeping it only if its states agree with PyTorch's."""
+    if path.exists():
+        return True
+    int8 = quantised_from is not None
     try:
-        if int8:
-            if onnx_encoder(encoder, tokenizer) is None:  # the float32 graph it is made from, checked first
-                return None
-            _quantise(exported, path)
+        if quantised_from is not None:
+            _quantise(quantised_from, path)
         else:
             _export(encoder, tokenizer, path)
-        served = OnnxEncoder(_session(path))
-        agreement = _agreement(encoder, served, tokenizer)
+        agreement = _agreement(encoder, OnnxEncoder(_session(path)), tokenizer)
     except Exception as error:
         path.unlink(missing_ok=True)
         log.warning("encoder could not be exported to ONNX; it runs in PyTorch", error=str(error))
-        return None
+        return False
     if agreement < (_INT8_AGREEMENT if int8 else _AGREEMENT):
         path.unlink(missing_ok=True)
         log.warning("ONNX export of the encoder differs from PyTorch; it runs in PyTorch", agreement=agreement)
-        return None
+        return False
     log.info("encoder exported to ONNX", path=str(path), int8=int8, agreement=agreement)
     _prune(path.parent)
-    return served
+    return True
 
 
 def _weights_digest(encoder: nn.Module) -> str:
