@@ -1,4 +1,5 @@
-"""A trained encoder served by ONNX Runtime: the same weights and outputs, in a third of PyTorch's time.
+"""An encoder (a trained NLU model's, or the sentence embedder's) served by ONNX Runtime: the same weights and
+outputs, in a third of PyTorch's time.
 
 At batch 1 PyTorch's eager encoder spends its time dispatching dozens of small operators and in small matrix
 products; ONNX Runtime fuses attention, GELU and layer norm and runs the whole graph in one call. On a 2-core
@@ -78,8 +79,12 @@ def served_encoder(encoder: nn.Module, tokenizer: PreTrainedTokenizerBase,
     quantised copy for int8, or `encoder` itself for fp32, when the export fails); `encoder` for bf16."""
     if precision == "bf16":
         return encoder
-    int8 = precision == "int8"
-    return onnx_encoder(encoder, tokenizer, int8=int8) or (quantised_int8(encoder) if int8 else encoder)
+    return onnx_encoder(encoder, tokenizer, int8=precision == "int8") or in_pytorch(encoder, precision)
+
+
+def in_pytorch(encoder: nn.Module, precision: Literal["fp32", "int8"]) -> nn.Module:
+    """What serves `encoder` when ONNX Runtime cannot: PyTorch's dynamically quantised copy for int8."""
+    return quantised_int8(encoder) if precision == "int8" else encoder
 
 
 def onnx_encoder(encoder: nn.Module, tokenizer: PreTrainedTokenizerBase, *,

@@ -2,7 +2,7 @@
 
 Intent-and-slot models and sentiment models share this code: both are the joint network, the sentiment one
 simply has no tags. LoRA adapters are merged into the encoder at load time, so inference costs the same as a
-fully fine-tuned model. A float32 or int8 encoder is served by ONNX Runtime (`served_encoder`), a bfloat16 one by
+fully fine-tuned model. A float32 or int8 encoder is served by ONNX Runtime (models/onnx_encoder.py), a bfloat16 one by
 PyTorch, in the arithmetic the model was calibrated in.
 """
 
@@ -24,7 +24,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from chatwright.errors import ModelLoadError
-from chatwright.models.onnx_encoder import OnnxEncoder, load_onnx_encoder, onnx_graph, served_encoder
+from chatwright.models.onnx_encoder import OnnxEncoder, in_pytorch, load_onnx_encoder, onnx_graph
 from chatwright.models.registry import encoder_location
 from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words, split_words
@@ -68,7 +68,7 @@ class TrainedModel:
             return cls(card, tokenizer, network.to(torch.bfloat16))
         graph = onnx_graph(network.encoder, tokenizer, int8=precision == "int8")
         if graph is None:  # the small heads stay exact either way
-            network.encoder = served_encoder(network.encoder, tokenizer, precision)
+            network.encoder = in_pytorch(network.encoder, precision)
             return cls(card, tokenizer, network)
         # PyTorch's encoder goes first: opening the session briefly needs twice the graph's size, and a
         # server's peak memory is its load.
