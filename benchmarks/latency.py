@@ -103,6 +103,12 @@ class ServerTurn:
     timings_ms: dict[str, float]
     generation: Generation | None  # None for small talk, abstentions and errors
 
+    @property
+    def answered_from_knowledge(self) -> bool:
+        """Whether the model wrote this reply from passages; a clarifying question also streams, but in one piece,
+        without generation, so it says nothing about time to first token."""
+        return self.generation is not None and "generate_ms" in self.timings_ms
+
 
 @dataclass
 class RawRun:
@@ -459,9 +465,10 @@ def llm_first_token_ms(turn: ServerTurn) -> float | None:
 
 def summarise(knowledge: list[ServerTurn], small_talk: list[ServerTurn], memory: dict[str, Any],
               raw: list[RawRun]) -> tuple[dict[str, Any], dict[str, Any]]:
-    answered = [t for t in knowledge if t.generation is not None]
+    answered = [t for t in knowledge if t.answered_from_knowledge]
     server_gens = [t.generation for t in answered if t.generation is not None]
-    raw_gens = [r.generation for r in raw]
+    answered_questions = {t.message for t in answered}
+    raw_gens = [r.generation for r in raw if r.question in answered_questions]  # the same questions on both sides
     server_rate, raw_rate = decode_rate(server_gens), decode_rate(raw_gens)
     chat = [t for t in small_talk if t.route in SMALL_TALK_ROUTES]
     llm_first = [v for v in (llm_first_token_ms(t) for t in answered) if v is not None]
@@ -508,7 +515,8 @@ def summarise(knowledge: list[ServerTurn], small_talk: list[ServerTurn], memory:
         "memory": memory,
         "same_answer_as_raw_share": rounded(sum(same) / len(same)) if same else None,
         "knowledge_not_answered": [{"message": t.message, "route": t.route, "abstained": t.abstained,
-                                    "error": t.error} for t in knowledge if t.generation is None],
+                                    "error": t.error, "reply": t.generation.text if t.generation else None}
+                                   for t in knowledge if not t.answered_from_knowledge],
         "smalltalk_misrouted": [{"message": t.message, "route": t.route} for t in small_talk
                                 if t.route not in SMALL_TALK_ROUTES],
         "per_question": per_question,
@@ -572,7 +580,9 @@ def main(argv: Sequence[str] | None = None) -> int:
              "temperature) after the server has stopped. Decode tok/s = (tokens - 1) / (last - first token time), "
              "token-weighted over all answers. server_llm_first_token_p50_s is the server's first_token_ms minus "
              "the stages before generation, comparable with raw_ttft_p50_s. Peak RSS: max of 100 ms polls of the "
-             "server process tree and its VmHWM.")
+             "server process tree and its VmHWM. Knowledge questions the server met without generating (a clarifying "
+             "question) are listed in details.knowledge_not_answered and left out of the knowledge figures on "
+             "both sides.")
     busy = {phase: share for phase, share in other_cpu.items() if share is not None and share > _BUSY_SHARE}
     if busy:
         warning = ("WARNING: other processes used "
