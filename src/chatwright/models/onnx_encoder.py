@@ -12,12 +12,13 @@ Runtime's dynamic quantisation (2.7 against 5.2 ms for the encoder alone).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,12 +106,27 @@ def onnx_encoder(encoder: nn.Module, tokenizer: PreTrainedTokenizerBase, *,
 
 
 def load_onnx_encoder(path: Path) -> OnnxEncoder:
-    """The graph at `path` in an ONNX Runtime session; callers free PyTorch's copy first, when they can, because
-    opening a session briefly needs about twice the graph's size."""
+    """The graph at `path` in an ONNX Runtime session."""
     served = OnnxEncoder(_session(path))
     with suppress(OSError):  # a read-only cache still serves
         os.utime(path)  # its time is its last use, which pruning goes by
     return served
+
+
+def load_after_release(path: Path, release: Callable[[], None]) -> OnnxEncoder | None:
+    """The graph at `path` in a session opened only once `release` has dropped the caller's PyTorch copy and it
+    has been collected: opening a session briefly needs about twice the graph's size, and a server's peak memory
+    is its load. None when the graph cannot be opened; it is deleted, so loading the model again exports it
+    afresh (the caller's PyTorch copy is gone by then)."""
+    release()
+    gc.collect()  # a model's modules refer to each other, so only a collection frees them
+    try:
+        return load_onnx_encoder(path)
+    except Exception as error:
+        log.warning("cached ONNX encoder unreadable; it is exported again on the next load", path=str(path),
+                    error=str(error))
+        path.unlink(missing_ok=True)
+        return None
 
 
 def onnx_graph(encoder: nn.Module, tokenizer: PreTrainedTokenizerBase, *, int8: bool = False) -> Path | None:

@@ -9,7 +9,6 @@ sentence-transformers.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from sentence_transformers.sentence_transformer.modules import Normalize, Poolin
 from transformers import PreTrainedTokenizerBase
 
 from chatwright.errors import ModelLoadError
-from chatwright.models.onnx_encoder import OnnxEncoder, load_onnx_encoder, onnx_graph
+from chatwright.models.onnx_encoder import OnnxEncoder, load_after_release, onnx_graph
 
 log = structlog.get_logger(__name__)
 
@@ -52,17 +51,9 @@ class SentenceTransformerEmbedder:
         self._onnx: OnnxEncoder | None = None
         graph = _onnx_graph(model)
         if graph is not None:
-            # PyTorch's copy goes first: opening the session briefly needs twice the graph's size, and the
-            # server's peak memory is its load.
-            self._model = None
-            del model
-            gc.collect()  # the model's modules refer to each other, so only a collection frees them
-            try:
-                self._onnx = load_onnx_encoder(graph)
-            except Exception as error:
-                log.warning("ONNX graph of the embedder unreadable; it runs in PyTorch", path=str(graph),
-                            error=str(error))
-                graph.unlink(missing_ok=True)
+            del model  # the only reference left is self._model, which the release drops
+            self._onnx = load_after_release(graph, lambda: setattr(self, "_model", None))
+            if self._onnx is None:
                 self._model = SentenceTransformer(model_name_or_path, device="cpu")
         log.info("embedder loaded", model=model_name_or_path, dim=dim, onnx=self._onnx is not None,
                  threads=torch.get_num_threads())

@@ -2,13 +2,12 @@
 
 Intent-and-slot models and sentiment models share this code: both are the joint network, the sentiment one
 simply has no tags. LoRA adapters are merged into the encoder at load time, so inference costs the same as a
-fully fine-tuned model. A float32 or int8 encoder is served by ONNX Runtime (models/onnx_encoder.py), a bfloat16 one by
-PyTorch, in the arithmetic the model was calibrated in.
+fully fine-tuned model. A float32 or int8 encoder is served by ONNX Runtime (models/onnx_encoder.py), a bfloat16
+one by PyTorch, in the arithmetic the model was calibrated in.
 """
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import structlog
 import torch
 from safetensors.torch import load_file
 from scipy import special
@@ -24,15 +22,13 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from chatwright.errors import ModelLoadError
-from chatwright.models.onnx_encoder import OnnxEncoder, in_pytorch, load_onnx_encoder, onnx_graph
+from chatwright.models.onnx_encoder import OnnxEncoder, in_pytorch, load_after_release, onnx_graph
 from chatwright.models.registry import encoder_location
 from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words, split_words
 from chatwright.nlu.markup import EntitySpan
 from chatwright.nlu.model_files import ADAPTER_DIR, ENCODER_DIR, ENCODER_SAVED, HEADS_FILE, ModelCard, read_card
 from chatwright.nlu.precision import runs_in
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,16 +66,10 @@ class TrainedModel:
         if graph is None:  # the small heads stay exact either way
             network.encoder = in_pytorch(network.encoder, precision)
             return cls(card, tokenizer, network)
-        # PyTorch's encoder goes first: opening the session briefly needs twice the graph's size, and a
-        # server's peak memory is its load.
-        network.encoder = nn.Identity()
-        gc.collect()
-        try:
-            network.encoder = load_onnx_encoder(graph)
-        except Exception as error:
-            log.warning("cached ONNX encoder unreadable; exporting it again", path=str(graph), error=str(error))
-            graph.unlink(missing_ok=True)
-            return cls.load(directory, root=root)
+        served = load_after_release(graph, lambda: setattr(network, "encoder", nn.Identity()))
+        if served is None:
+            return cls.load(directory, root=root)  # exports the deleted graph afresh
+        network.encoder = served
         return cls(card, tokenizer, network)
 
     @torch.inference_mode()
