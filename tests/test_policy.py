@@ -112,6 +112,17 @@ def test_clarifying_needs_two_likely_options_one_of_them_a_flow(
     assert policy.decide(said(DialogueState(), understanding), understanding, "block").decision is decision
 
 
+@pytest.mark.parametrize(("text", "ranking", "decision"), [
+    ("How much is a transfer?", [("fees", 0.45), ("transfer_money", 0.4)], Decision.KNOWLEDGE),
+    ("transfer fees", [("fees", 0.45), ("transfer_money", 0.4)], Decision.CLARIFY),  # not a question
+    ("How do I block my card?", [("block_card", 0.46), ("fees", 0.42)], Decision.CLARIFY),  # likeliest is a flow
+])
+def test_a_question_for_information_is_answered_when_its_likeliest_intent_is_knowledge(
+        policy: DialoguePolicy, text: str, ranking: list[tuple[str, float]], decision: Decision) -> None:
+    understanding = understood(ranking[0][0], ranking[0][1], ranking=ranking)
+    assert policy.decide(said(DialogueState(), understanding), understanding, text).decision is decision
+
+
 @pytest.mark.parametrize(("answer", "intent", "picked"), [
     ("the first one", "greeting", "block_card"),
     ("2", "greeting", "report_stolen"),

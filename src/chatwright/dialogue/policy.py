@@ -5,8 +5,8 @@ Inside a flow: take a correction, switch to another flow the user clearly asks f
 talk, a question, or something out of scope where any text would fit; then the flow asks its question again),
 hand off after too many answers that were not accepted, or else take the message as the answer. Outside a flow:
 take the answer to last turn's clarifying question, then small talk, out of scope, a clarifying question when
-two intents are close, the flow the intent starts, or a knowledge answer (for which the LLM may first propose a
-flow when the NLU was unsure).
+two intents are close (unless the message asks for information its likeliest intent answers), the flow the
+intent starts, or a knowledge answer (for which the LLM may first propose a flow when the NLU was unsure).
 
 The policy only decides: it calls neither the LLM nor an action, so deciding takes microseconds and its time is
 measured apart from the work it leads to. Without flows it routes as the assistant always has.
@@ -171,7 +171,11 @@ class DialoguePolicy:
         routed = self._routed(understanding, text)
         if routed.decision is not Decision.KNOWLEDGE:
             return routed
-        clarification = self._clarifier.clarification(understanding)
+        # a question for information whose likeliest reading is answered from knowledge gets that answer: asking
+        # whether "How much does a SWIFT transfer cost?" meant sending money only delays it
+        asks_knowledge = bool(_INFORMATION_QUESTION.search(text)) and self._book.flow_for_intent(
+            understanding.intent) is None
+        clarification = None if asks_knowledge else self._clarifier.clarification(understanding)
         if clarification is not None:
             return Choice(Decision.CLARIFY, understanding, text, clarification=clarification)
         flow = self._book.flow_for_intent(understanding.intent)
