@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import Target, write_results
+from benchmarks.common import Target, ingest, write_results
 from chatwright.dialogue.assistant import Assistant
 from chatwright.dialogue.events import FlowCompleted
 from chatwright.evaluation.conversation_runner import TestOutcome, run_tests
@@ -250,6 +251,8 @@ def main() -> None:
     parser.add_argument("--knowledge-digressions", type=int, default=3, help="at most this many (they call the LLM)")
     args = parser.parse_args()
 
+    with tempfile.TemporaryDirectory() as scratch:
+        ingest(args.project, Path(scratch) / "ingest.log")
     project = AssistantProject.load(args.project)
     tests = load_test_folder(project.conversation_tests_dir)
     generator = Variations(random.Random(args.seed), args.knowledge_digressions)

@@ -40,7 +40,7 @@ from llama_cpp import Llama
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks.common import RESULTS_DIR, Target, write_results
+from benchmarks.common import RESULTS_DIR, Target, ingest, write_results
 from chatwright.generation.answer import answer_system_prompt, build_answer_messages
 from chatwright.knowledge.index import KnowledgeIndex
 from chatwright.knowledge.sentence_selection import select_for_passages
@@ -225,12 +225,7 @@ def prepare_project(source: Path, workdir: Path, threads: int) -> AssistantProje
     models["threads"] = threads
     data["models"] = models
     config_path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    log_path = workdir / "ingest.log"
-    with log_path.open("wb") as log_file:
-        result = subprocess.run([sys.executable, "-m", "chatwright.cli", "ingest", str(target)], stdout=log_file,
-                                stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"`chatwright ingest` failed ({result.returncode}):\n{log_path.read_text()}")
+    ingest(target, workdir / "ingest.log")
     return AssistantProject.load(target)
 
 
