@@ -25,7 +25,7 @@ from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words
 from chatwright.nlu.model_files import intent_data_hash, read_card
 from chatwright.nlu.precision import native_bf16, resolve
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
-from chatwright.nlu.trained_model import TrainedModel, load_encoder
+from chatwright.nlu.trained_model import TorchOnOneThread, TrainedModel, load_encoder
 from chatwright.nlu.training_data import load_nlu_data, load_project_nlu_data
 from chatwright.project import AssistantProject
 from chatwright.training.calibration import fit_temperature, oos_threshold
@@ -316,3 +316,21 @@ def test_the_packaged_sentiment_model_reads_requests_as_neutral_and_opinions_by_
                                    "thanks, that was really helpful", "this is pathetic"])
     assert [reading.label for reading in readings] == ["neutral", "neutral", "positive", "negative"]
     assert all(0.5 < reading.score <= 1.0 for reading in readings)
+
+
+def test_overlapping_onnx_predictions_leave_torch_on_its_own_thread_count() -> None:
+    """Two server threads predicting at once: the first out must not restore, the last out restores once."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        guard = TorchOnOneThread()
+        first, second = guard.held(), guard.held()
+        first.__enter__()
+        second.__enter__()
+        assert torch.get_num_threads() == 1
+        first.__exit__(None, None, None)
+        assert torch.get_num_threads() == 1  # the second prediction is still running
+        second.__exit__(None, None, None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

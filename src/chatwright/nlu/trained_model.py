@@ -8,6 +8,7 @@ one by PyTorch, in the arithmetic the model was calibrated in.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ class TrainedModel:
 
     @torch.inference_mode()
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[RawPrediction]:
-        with _torch_threads(1) if isinstance(self._network.encoder, OnnxEncoder) else nullcontext():
+        with _ONE_TORCH_THREAD.held() if isinstance(self._network.encoder, OnnxEncoder) else nullcontext():
             return self._predict(texts, batch_size)
 
     def _predict(self, texts: Sequence[str], batch_size: int) -> list[RawPrediction]:
@@ -118,17 +119,39 @@ def _network(directory: Path, card: ModelCard, root: Path | None) -> tuple[PreTr
     return tokenizer, JointModel(encoder, heads)
 
 
-@contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    """PyTorch on `count` threads for the block. Beside ONNX Runtime its share of a prediction (the heads, a quick
-    model's LSTM) is too small to split, and its second thread, spinning after each small parallel step, held a
-    core ONNX Runtime needed: SNIPS quick went from 14 ms p50 and 32 ms p95 a message to 7.7 and 10.5."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+class TorchOnOneThread:
+    """PyTorch on one thread while any prediction served by ONNX Runtime runs. Beside ONNX Runtime its share of a
+    prediction (the heads, a quick model's LSTM) is too small to split, and its second thread, spinning after
+    each small parallel step, held a core ONNX Runtime needed: SNIPS quick went from 14 ms p50 and 32 ms p95 a
+    message to 7.7 and 10.5.
+
+    The thread count is global to the process and server threads predict concurrently, so the first prediction
+    in saves and lowers it and the last one out restores it: a save and restore per call would let two
+    overlapping calls leave PyTorch on one thread for good.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._saved = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            if not self._inside:
+                self._saved = torch.get_num_threads()
+                torch.set_num_threads(1)
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inside -= 1
+                if not self._inside:
+                    torch.set_num_threads(self._saved)
+
+
+_ONE_TORCH_THREAD = TorchOnOneThread()
 
 
 def spans_from_tags(text: str, spans: Sequence[tuple[int, int]], tags: Sequence[str]) -> tuple[EntitySpan, ...]:
