@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -155,6 +156,24 @@ def test_changing_the_chunk_size_rechunks_every_file(tmp_path: Path, embedder: E
 
     assert report.updated == ["fees.md"] and report.embedded == report.chunks
     assert all(len(p.text.split()) <= 32 for p in index.search("overdraft", top_k=20))
+
+
+def test_an_index_chunked_by_an_earlier_version_is_rechunked(tmp_path: Path, embedder: Embedder) -> None:
+    """Unchanged files keep their content hash, so only the recorded chunking version says their chunks are old."""
+    knowledge = tmp_path / "knowledge"
+    knowledge.mkdir()
+    (knowledge / "fees.md").write_text(FEES_MD)
+    index = KnowledgeIndex.open(tmp_path / "index", embedder)
+    index.ingest(knowledge)
+    assert index.ingest(knowledge).unchanged == ["fees.md"]
+    with sqlite3.connect(tmp_path / "index" / "knowledge.sqlite3") as db:  # as version 1 left it
+        db.execute("DELETE FROM meta WHERE key = 'chunking'")
+        db.execute("INSERT INTO meta VALUES ('chunk_tokens', '180')")
+
+    report = index.ingest(knowledge)
+
+    assert report.updated == ["fees.md"] and report.embedded == report.chunks
+    assert index.ingest(knowledge).unchanged == ["fees.md"]
 
 
 class _HashingEmbedder:

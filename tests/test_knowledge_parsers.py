@@ -60,7 +60,29 @@ code sample
     assert intro.heading_path == () and intro.text == "Intro before any heading with bold and a link."
     assert steps.heading_path == ("Steps", "Deep")
     assert steps.text == "- First step\n\n- Second step\n\ncode sample"
-    assert table.heading_path == ("Table",) and "Basic | 1 EUR" in table.text
+    assert table.heading_path == ("Table",) and table.text == "- Basic: Price 1 EUR"
+
+
+def test_every_table_row_names_its_columns_so_it_reads_without_the_header_row(tmp_path: Path) -> None:
+    """Sentence selection keeps only some rows; "€6 | Free | Free" alone would not say which plan pays what."""
+    markdown = """# Card fees
+
+| | Standard | Premium |
+|---|---|---|
+| Second card | €6 | Free |
+| Virtual cards | Free (1) | |
+"""
+    html = """<html><body><h1>Card fees</h1><table>
+<tr><th></th><th>Standard</th><th>Premium</th></tr>
+<tr><td>Second card</td><td>€6</td><td>Free</td></tr>
+<tr><td>Virtual cards</td><td>Free (1)</td><td></td></tr>
+</table><p>Prices include VAT.</p></body></html>"""
+    headless = "<html><body><table><tr><td>Standard</td><td>€0</td></tr></table></body></html>"
+
+    for path, text in ((tmp_path / "fees.md", markdown), (tmp_path / "fees.html", html)):
+        rows = _parse(_write(path, text)).sections[0].text.split("\n\n")
+        assert rows[:2] == ["- Second card: Standard €6; Premium Free", "- Virtual cards: Standard Free (1)"], path
+    assert _parse(_write(tmp_path / "plain.html", headless)).sections[0].text == "- Standard: €0"
 
 
 def test_html_uses_headings_and_drops_scripts_styles_and_navigation(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ def test_list_items_and_paragraphs_are_separate_but_wrapped_lines_join() -> None
     assert sentences == ["Steps to follow:", "- Open the app", "- Tap Cards",
                          "This paragraph is wrapped over lines.", "Done."]
     assert join_sentences(sentences[:3]) == "Steps to follow:\n- Open the app\n- Tap Cards"
+    assert join_sentences(sentences[2:4]) == "- Tap Cards\nThis paragraph is wrapped over lines."  # not run on
 
 
 def _document(*sections: Section) -> Document:

@@ -33,6 +33,9 @@ INDEX_FILE = "knowledge.sqlite3"
 # Embedded at open and compared with the stored vector: vectors from another embedder are meaningless here.
 _FINGERPRINT_TEXT = "How do I reset my password? (chatwright embedder fingerprint)"
 _SAME_EMBEDDER = 0.999
+# Raised whenever parsing or chunking changes what an unchanged file's chunks say (2: table rows that name their
+# columns), so the next ingest re-chunks every file instead of keeping chunks made the old way.
+_CHUNKING_VERSION = 2
 _CHUNKS_PER_TRANSACTION = 256  # a crash loses at most this much embedding work
 _ENCODE_BATCH = 32
 
@@ -118,9 +121,10 @@ class KnowledgeIndex:
             raise ConfigError("knowledge directory not found", path=knowledge_dir)
         with self._transaction() as db:
             stored: dict[str, str] = dict(db.execute("SELECT source, content_hash FROM files").fetchall())
-            row = db.execute("SELECT value FROM meta WHERE key = 'chunk_tokens'").fetchone()
-        if row is not None and int(row[0]) != chunk_tokens:
-            stored = {source: "" for source in stored}  # chunks of another size: every file counts as changed
+            row = db.execute("SELECT value FROM meta WHERE key = 'chunking'").fetchone()
+        chunking = f"{chunk_tokens} words, version {_CHUNKING_VERSION}"
+        if stored and (row is None or row[0] != chunking):
+            stored = {source: "" for source in stored}  # chunks made another way: every file counts as changed
         report = IngestReport()
         changed = _changed_files(knowledge_dir, stored, chunk_tokens, report)
         # A file that became unreadable no longer says what its old chunks say.
@@ -130,7 +134,8 @@ class KnowledgeIndex:
                 _delete_file(db, source)
         report.embedded = self._embed_and_store(changed)
         with self._transaction() as db:  # only now: an interrupted re-chunking is redone next time
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('chunk_tokens', ?)", (str(chunk_tokens),))
+            db.execute("DELETE FROM meta WHERE key = 'chunk_tokens'")  # how version 1 recorded the chunk size
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('chunking', ?)", (chunking,))
         self._load()
         report.chunks = len(self)
         log.info("knowledge_ingested", added=len(report.added), updated=len(report.updated),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 
 from bs4 import BeautifulSoup
@@ -54,10 +55,12 @@ def _parse_markdown(path: Path, data: bytes, source: str) -> Document:
 
 
 def _markdown_blocks(tokens: list[Token]) -> Iterator[_Block]:
-    """Headings and paragraphs in reading order; list items get "- " and table rows join their cells."""
+    """Headings and paragraphs in reading order; list items get "- " and table rows stand alone (`table_row`)."""
     heading_level = 0
     list_item_depth = 0
     row: list[str] | None = None
+    header: list[str] = []
+    in_header = False
     for token in tokens:
         if token.type == "heading_open":
             heading_level = int(token.tag[1])
@@ -67,10 +70,17 @@ def _markdown_blocks(tokens: list[Token]) -> Iterator[_Block]:
             list_item_depth += 1
         elif token.type == "list_item_close":
             list_item_depth -= 1
+        elif token.type == "table_open":
+            header = []
+        elif token.type in ("thead_open", "thead_close"):
+            in_header = token.type == "thead_open"
         elif token.type == "tr_open":
             row = []
         elif token.type == "tr_close" and row is not None:
-            yield " | ".join(row)
+            if in_header:
+                header = row
+            elif line := table_row(header, row):
+                yield line
             row = None
         elif token.type == "inline":
             text = _inline_text(token)
@@ -84,6 +94,19 @@ def _markdown_blocks(tokens: list[Token]) -> Iterator[_Block]:
                 yield text
         elif token.type in ("fence", "code_block"):
             yield token.content.strip()
+
+
+def table_row(header: Sequence[str], cells: Sequence[str]) -> str:
+    """A table row as a list item that reads on its own: its first cell, then each other cell after its column's
+    heading ("- Second physical card: Standard €6; Plus Free; Premium Free"); "" for an empty row. Every row is
+    a sentence to sentence selection, which keeps only the rows that bear on the question, and a row kept
+    without the header row would no longer say which column is which. As list items, kept rows stay on lines
+    of their own in the prompt."""
+    label, *values = cells or [""]
+    named = [f"{heading} {value}".strip() for heading, value in zip_longest(header[1:], values, fillvalue="")
+             if value]
+    text = f"{label}: {'; '.join(named)}" if label and named else label or "; ".join(named)
+    return f"- {text}" if text else ""
 
 
 def _inline_text(token: Token) -> str:
@@ -100,7 +123,7 @@ def _inline_text(token: Token) -> str:
 
 _HTML_DROPPED = ("script", "style", "nav", "noscript", "template", "svg", "head")
 _HTML_BLOCKS = ("p", "div", "section", "article", "main", "aside", "header", "footer", "blockquote", "pre",
-                "table", "tr", "ul", "ol", "dl", "dt", "dd", "br", "hr", "form", "figure", "figcaption")
+                "ul", "ol", "dl", "dt", "dd", "br", "hr", "form", "figure", "figcaption")
 _HEADING_MARK = "\x00"
 
 
@@ -115,14 +138,19 @@ def _parse_html(path: Path, data: bytes, source: str) -> Document:
     for item in soup.find_all("li"):
         item.insert_before("\n\n- ")
         item.insert_after("\n\n")
-    for cell in soup.find_all(["td", "th"]):
-        cell.insert_after(" | ")
+    for table in soup.find_all("table"):
+        rows = [[_SPACES.sub(" ", cell.get_text(" ")).strip() for cell in tr.find_all(["td", "th"])]
+                for tr in table.find_all("tr")]
+        first = table.find("tr")
+        has_header = first is not None and first.find("td") is None  # a first row of <th> cells only
+        header, body = (rows[0], rows[1:]) if has_header and rows else ([], rows)
+        table.replace_with(NavigableString("".join(f"\n\n{table_row(header, row)}\n\n" for row in body)))
     for block in soup.find_all(_HTML_BLOCKS):
         block.insert_before("\n\n")
         block.insert_after("\n\n")
     blocks: list[_Block] = []
     for raw in re.split(r"\n\s*\n", soup.get_text()):
-        text = _SPACES.sub(" ", raw).strip().removesuffix(" |")
+        text = _SPACES.sub(" ", raw).strip()
         if text.startswith(_HEADING_MARK):
             blocks.append(_Heading(int(text[1]), text[2:].strip()))
         elif text and text != "-":

@@ -74,9 +74,11 @@ def _is_abbreviation(unit: str, match: re.Match[str]) -> bool:
 
 
 def join_sentences(sentences: list[str]) -> str:
-    """Inverse of `split_sentences` for a run of sentences: list items keep their own lines."""
+    """Inverse of `split_sentences` for a run of sentences: list items (and table rows) keep their own lines."""
     text = ""
+    previous = ""
     for sentence in sentences:
-        separator = "\n" if _LIST_ITEM.match(sentence) else " "
+        separator = "\n" if _LIST_ITEM.match(sentence) or _LIST_ITEM.match(previous) else " "
         text = f"{text}{separator}{sentence}" if text else sentence
+        previous = sentence
     return text
