@@ -55,7 +55,7 @@ def _parse_markdown(path: Path, data: bytes, source: str) -> Document:
 
 
 def _markdown_blocks(tokens: list[Token]) -> Iterator[_Block]:
-    """Headings and paragraphs in reading order; list items get "- " and table rows stand alone (`table_row`)."""
+    """Headings and paragraphs in reading order; list items get "- " and table rows stand alone (`_table_row`)."""
     heading_level = 0
     list_item_depth = 0
     row: list[str] | None = None
@@ -79,7 +79,7 @@ def _markdown_blocks(tokens: list[Token]) -> Iterator[_Block]:
         elif token.type == "tr_close" and row is not None:
             if in_header:
                 header = row
-            elif line := table_row(header, row):
+            elif line := _table_row(header, row):
                 yield line
             row = None
         elif token.type == "inline":
@@ -96,7 +96,7 @@ def _markdown_blocks(tokens: list[Token]) -> Iterator[_Block]:
             yield token.content.strip()
 
 
-def table_row(header: Sequence[str], cells: Sequence[str]) -> str:
+def _table_row(header: Sequence[str], cells: Sequence[str]) -> str:
     """A table row as a list item that reads on its own: its first cell, then each other cell after its column's
     heading ("- Second physical card: Standard €6; Plus Free; Premium Free"); "" for an empty row. Every row is
     a sentence to sentence selection, which keeps only the rows that bear on the question, and a row kept
@@ -144,7 +144,7 @@ def _parse_html(path: Path, data: bytes, source: str) -> Document:
         first = table.find("tr")
         has_header = first is not None and first.find("td") is None  # a first row of <th> cells only
         header, body = (rows[0], rows[1:]) if has_header and rows else ([], rows)
-        table.replace_with(NavigableString("".join(f"\n\n{table_row(header, row)}\n\n" for row in body)))
+        table.replace_with(NavigableString("".join(f"\n\n{_table_row(header, row)}\n\n" for row in body)))
     for block in soup.find_all(_HTML_BLOCKS):
         block.insert_before("\n\n")
         block.insert_after("\n\n")
