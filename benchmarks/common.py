@@ -15,14 +15,14 @@ from typing import Any
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
-def ingest(project: Path, log_path: Path) -> None:
-    """`chatwright ingest` on `project` (incremental: unchanged files are kept), its output in `log_path`; a fresh
-    clone has no index, and a benchmark run on one would measure an assistant that declines every question."""
-    with log_path.open("wb") as log_file:
-        result = subprocess.run([sys.executable, "-m", "chatwright.cli", "ingest", str(project)], stdout=log_file,
-                                stderr=subprocess.STDOUT, check=False)
+def ingest(project: Path) -> None:
+    """`chatwright ingest` on `project` (incremental: unchanged files are kept); a fresh clone has no index, and a
+    benchmark run on one would measure an assistant that declines every question."""
+    result = subprocess.run([sys.executable, "-m", "chatwright.cli", "ingest", str(project)], capture_output=True,
+                            text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"`chatwright ingest {project}` failed ({result.returncode}):\n{log_path.read_text()}")
+        raise RuntimeError(f"`chatwright ingest {project}` failed ({result.returncode}):\n{result.stdout}"
+                           f"{result.stderr}")
 
 
 @dataclass(frozen=True)

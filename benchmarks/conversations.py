@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -251,8 +250,7 @@ def main() -> None:
     parser.add_argument("--knowledge-digressions", type=int, default=3, help="at most this many (they call the LLM)")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as scratch:
-        ingest(args.project, Path(scratch) / "ingest.log")
+    ingest(args.project)
     project = AssistantProject.load(args.project)
     tests = load_test_folder(project.conversation_tests_dir)
     generator = Variations(random.Random(args.seed), args.knowledge_digressions)

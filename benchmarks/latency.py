@@ -225,7 +225,7 @@ def prepare_project(source: Path, workdir: Path, threads: int) -> AssistantProje
     models["threads"] = threads
     data["models"] = models
     config_path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    ingest(target, workdir / "ingest.log")
+    ingest(target)
     return AssistantProject.load(target)
 
 

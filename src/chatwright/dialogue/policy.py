@@ -171,18 +171,17 @@ class DialoguePolicy:
         routed = self._routed(understanding, text)
         if routed.decision is not Decision.KNOWLEDGE:
             return routed
+        flow = self._book.flow_for_intent(understanding.intent)
+        asks_information = bool(_INFORMATION_QUESTION.search(text))
         # a question for information whose likeliest reading is answered from knowledge gets that answer: asking
         # whether "How much does a SWIFT transfer cost?" meant sending money only delays it
-        asks_knowledge = bool(_INFORMATION_QUESTION.search(text)) and self._book.flow_for_intent(
-            understanding.intent) is None
-        clarification = None if asks_knowledge else self._clarifier.clarification(understanding)
+        clarification = None if asks_information and flow is None else self._clarifier.clarification(understanding)
         if clarification is not None:
             return Choice(Decision.CLARIFY, understanding, text, clarification=clarification)
-        flow = self._book.flow_for_intent(understanding.intent)
         if flow is not None and self._confident(understanding):
             return Choice(Decision.START_FLOW, understanding, text, flow=flow.name)
         propose = (self._config.llm_flow_proposals and not self._confident(understanding)
-                   and bool(self._book.proposable()) and not _INFORMATION_QUESTION.search(text))
+                   and bool(self._book.proposable()) and not asks_information)
         return Choice(Decision.KNOWLEDGE, understanding, text, propose=propose)
 
     @staticmethod

@@ -143,7 +143,7 @@ def _parse_html(path: Path, data: bytes, source: str) -> Document:
                 for tr in table.find_all("tr")]
         first = table.find("tr")
         has_header = first is not None and first.find("td") is None  # a first row of <th> cells only
-        header, body = (rows[0], rows[1:]) if has_header and rows else ([], rows)
+        header, body = (rows[0], rows[1:]) if has_header else ([], rows)
         table.replace_with(NavigableString("".join(f"\n\n{_table_row(header, row)}\n\n" for row in body)))
     for block in soup.find_all(_HTML_BLOCKS):
         block.insert_before("\n\n")
