@@ -85,6 +85,24 @@ def test_every_table_row_names_its_columns_so_it_reads_without_the_header_row(tm
     assert _parse(_write(tmp_path / "plain.html", headless)).sections[0].text == "- Standard: €0"
 
 
+def test_html_table_cells_that_span_rows_or_columns_fill_every_row_and_column_they_cover(tmp_path: Path) -> None:
+    """Help-centre tables group columns under one heading and share cells across plans; each row must still
+    name its own value for every column, and a table nested in a cell must not be read twice."""
+    html = """<html><body><h1>Fees</h1><table>
+<thead><tr><th rowspan="2">Fee</th><th colspan="2">Plan</th></tr><tr><th>Standard</th><th>Premium</th></tr></thead>
+<tr><th rowspan="2">Cards</th><td>€6</td><td rowspan="2">Free</td></tr>
+<tr><td colspan="bad">€1</td></tr>
+<tr><td>Cash</td><td colspan="2">2 %</td></tr>
+<tr><td>Perks</td><td><table><tr><td>Lounge</td><td>no</td></tr></table></td><td>all</td></tr>
+</table><table><tr><th>Only</th><th>headings</th></tr></table></body></html>"""
+
+    rows = _parse(_write(tmp_path / "fees.html", html)).sections[0].text.split("\n\n")
+
+    assert rows == ["- Cards: Plan Standard €6; Plan Premium Free", "- Cards: Plan Standard €1; Plan Premium Free",
+                    "- Cash: Plan Standard 2 %; Plan Premium 2 %",
+                    "- Perks: Plan Standard - Lounge: no; Plan Premium all", "- Only: headings"]
+
+
 def test_html_uses_headings_and_drops_scripts_styles_and_navigation(tmp_path: Path) -> None:
     document = _parse(_write(tmp_path / "cards.html", CARDS_HTML))
 

@@ -34,8 +34,9 @@ INDEX_FILE = "knowledge.sqlite3"
 _FINGERPRINT_TEXT = "How do I reset my password? (chatwright embedder fingerprint)"
 _SAME_EMBEDDER = 0.999
 # Raised whenever parsing or chunking changes what an unchanged file's chunks say (2: table rows that name their
-# columns), so the next ingest re-chunks every file instead of keeping chunks made the old way.
-_CHUNKING_VERSION = 2
+# columns; 3: HTML cells spanning rows or columns fill each of them), so the next ingest re-chunks every file
+# instead of keeping chunks made the old way.
+_CHUNKING_VERSION = 3
 _CHUNKS_PER_TRANSACTION = 256  # a crash loses at most this much embedding work
 _ENCODE_BATCH = 32
 

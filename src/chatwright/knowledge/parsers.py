@@ -11,7 +11,7 @@ from itertools import zip_longest
 from pathlib import Path
 
 from bs4 import BeautifulSoup
-from bs4.element import NavigableString
+from bs4.element import NavigableString, Tag
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from pypdf import PdfReader
@@ -138,12 +138,8 @@ def _parse_html(path: Path, data: bytes, source: str) -> Document:
     for item in soup.find_all("li"):
         item.insert_before("\n\n- ")
         item.insert_after("\n\n")
-    for table in soup.find_all("table"):
-        rows = [[_SPACES.sub(" ", cell.get_text(" ")).strip() for cell in tr.find_all(["td", "th"])]
-                for tr in table.find_all("tr")]
-        first = table.find("tr")
-        has_header = first is not None and first.find("td") is None  # a first row of <th> cells only
-        header, body = (rows[0], rows[1:]) if has_header else ([], rows)
+    for table in reversed(soup.find_all("table")):  # innermost first: a nested table becomes its cell's text
+        header, body = _html_table(table)
         table.replace_with(NavigableString("".join(f"\n\n{_table_row(header, row)}\n\n" for row in body)))
     for block in soup.find_all(_HTML_BLOCKS):
         block.insert_before("\n\n")
@@ -156,6 +152,49 @@ def _parse_html(path: Path, data: bytes, source: str) -> Document:
         elif text and text != "-":
             blocks.append(text)
     return _document(path, source, blocks, fallback_title=page_title)
+
+
+@dataclass(frozen=True)
+class _GridCell:
+    text: str
+    is_header: bool
+
+
+def _span(cell: Tag, attribute: str, limit: int) -> int:
+    """A cell's colspan or rowspan as browsers read it: 1 when missing or invalid, 0 (rowspan: to the end)
+    kept, at most `limit`, the HTML standard's maximum."""
+    match = re.match(r"\s*(\d+)", str(cell.get(attribute) or ""))
+    return min(int(match.group(1)), limit) if match else 1
+
+
+def _html_table(table: Tag) -> tuple[list[str], list[list[str]]]:
+    """A table's column headings and body rows, with every spanned cell repeated into each row and column it
+    covers, so each row reads whole. Header rows: those in <thead>, else the leading rows of <th> cells only;
+    stacked header rows join per column ("Monthly fee" over "Standard": "Monthly fee Standard")."""
+    rows = [tr for tr in table.find_all("tr") if tr.find_parent("table") is table]  # not a nested table's
+    grid: list[dict[int, _GridCell]] = [{} for _ in rows]
+    for row_number, tr in enumerate(rows):
+        column = 0
+        for cell in tr.find_all(["td", "th"], recursive=False):
+            while column in grid[row_number]:  # taken by a cell spanning down from a row above
+                column += 1
+            value = _GridCell(_SPACES.sub(" ", cell.get_text(" ")).strip(), cell.name == "th")
+            across = max(_span(cell, "colspan", 1000), 1)
+            down = _span(cell, "rowspan", 65534) or len(rows) - row_number
+            for below in grid[row_number:row_number + down]:
+                below.update((column + offset, value) for offset in range(across))
+            column += across
+    width = max((max(line, default=-1) + 1 for line in grid), default=0)
+    texts = [[line[column].text if column in line else "" for column in range(width)] for line in grid]
+    in_head = [tr.find_parent("thead") is not None for tr in rows]
+    header_rows = sum(in_head) if any(in_head) else next(
+        (number for number, line in enumerate(grid) if not line or not all(c.is_header for c in line.values())),
+        len(grid))
+    if header_rows == len(grid):  # headings only: read them as rows rather than lose them
+        header_rows = 0
+    header = [" ".join(dict.fromkeys(row[column] for row in texts[:header_rows] if row[column]))
+              for column in range(width)]
+    return header, texts[header_rows:]
 
 
 def _parse_text(path: Path, data: bytes, source: str) -> Document:
