@@ -116,7 +116,8 @@ def clean_prediction(text: str) -> str:
 
 
 def build_project(articles: dict[str, list[str]], threads: int | None) -> AssistantProject:
-    """A fresh assistant whose knowledge is one Markdown file per article; abstention off (applied offline)."""
+    """A fresh assistant whose knowledge is one Markdown file per article; abstention off (applied offline),
+    the model's answerability asked for every question but never deciding."""
     if WORK_DIR.exists():
         shutil.rmtree(WORK_DIR)
     knowledge = WORK_DIR / "knowledge"
@@ -127,7 +128,7 @@ def build_project(articles: dict[str, list[str]], threads: int | None) -> Assist
     config = {"name": "SQuAD reader", "persona": PERSONA, "tone": "neutral",
               "generation": {"answer_instructions": INSTRUCTIONS, "max_answer_tokens": 32,
                              "rewrite_follow_ups": False},
-              "abstention": {"min_similarity": -1.0, "min_coverage": 0.0},
+              "abstention": {"min_similarity": -1.0, "min_coverage": 0.0, "min_answerability": 0.0},
               **({"models": {"threads": threads}} if threads else {})}
     (WORK_DIR / "assistant.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     subprocess.run([sys.executable, "-m", "chatwright.cli", "ingest", str(WORK_DIR)], check=True)
@@ -186,24 +187,46 @@ def run_questions(assistant: Assistant, questions: Sequence[Question], baseline_
              **pipeline_rows[q.qid], **baseline_rows.get(q.qid, {})} for q in questions]
 
 
-def apply_thresholds(rows: Sequence[dict[str, Any]], min_similarity: float, min_coverage: float) -> None:
+@dataclass(frozen=True)
+class Thresholds:
+    min_similarity: float
+    min_coverage: float
+    min_answerability: float = 0.0  # 0: the model's judgement does not decide
+
+
+def apply_thresholds(rows: Sequence[dict[str, Any]], thresholds: Thresholds) -> None:
     """The pipeline's abstention decision (knowledge/support.py), replayed exactly for given thresholds."""
     for row in rows:
-        supported = (row["support"]["similarity"] >= min_similarity
-                     and row["support"]["coverage"] >= min_coverage)
-        row["prediction"] = row["prediction_raw"] if supported else ""
+        row["prediction"] = row["prediction_raw"] if _supported(row, thresholds) else ""
 
 
-def calibrate(rows: Sequence[dict[str, Any]]) -> tuple[float, float]:
-    """Thresholds that maximise F1 on the calibration questions (the SQuAD 2.0 'best threshold' rule)."""
-    best = (-1.0, 0.0, -1.0)
-    for min_similarity in np.round(np.arange(0.0, 0.8, 0.02), 2):
+def _supported(row: dict[str, Any], thresholds: Thresholds) -> bool:
+    support = row["support"]
+    return bool(support["similarity"] >= thresholds.min_similarity
+                and support["coverage"] >= thresholds.min_coverage
+                and support.get("answerability", 1.0) >= thresholds.min_answerability)
+
+
+def calibrate(rows: Sequence[dict[str, Any]], *, with_answerability: bool) -> Thresholds:
+    """Thresholds that maximise F1 on the calibration questions (the SQuAD 2.0 'best threshold' rule); the
+    model's answerability is searched too when `with_answerability`. Each question scores either its answer's
+    F1 or the empty answer's, so the search compares precomputed scores."""
+    answered = np.array([f1_score(r["prediction_raw"], r["answers"]) for r in rows])
+    declined = np.array([f1_score("", r["answers"]) for r in rows])
+    similarity = np.array([r["support"]["similarity"] for r in rows])
+    coverage = np.array([r["support"]["coverage"] for r in rows])
+    answerability = np.array([r["support"].get("answerability", 1.0) for r in rows])
+    best, best_f1 = Thresholds(-1.0, 0.0), -1.0
+    for min_answerability in np.round(np.arange(0.0, 1.0, 0.02), 2) if with_answerability else [0.0]:
+        judged = answerability >= min_answerability
         for min_coverage in np.round(np.arange(0.0, 1.01, 0.05), 2):
-            apply_thresholds(rows, float(min_similarity), float(min_coverage))
-            f1 = squad_metrics(rows, "prediction")["f1"]
-            if f1 > best[2]:
-                best = (float(min_similarity), float(min_coverage), f1)
-    return best[0], best[1]
+            covered = judged & (coverage >= min_coverage)
+            for min_similarity in np.round(np.arange(0.0, 0.8, 0.02), 2):
+                f1 = float(np.where(covered & (similarity >= min_similarity), answered, declined).mean())
+                if f1 > best_f1:
+                    best, best_f1 = Thresholds(float(min_similarity), float(min_coverage),
+                                               float(min_answerability)), f1
+    return best
 
 
 def auc(scores: Sequence[float], positives: Sequence[bool]) -> float:
@@ -256,14 +279,17 @@ def main() -> None:
 
     calibration = [r for r in rows if r["article"] in calibration_articles]
     held_out = [r for r in rows if r["article"] not in calibration_articles]
-    min_similarity, min_coverage = calibrate(calibration)
-    apply_thresholds(rows, min_similarity, min_coverage)
+    two_scores = calibrate(calibration, with_answerability=False)
+    apply_thresholds(rows, two_scores)
+    pipeline_two_scores = squad_metrics(held_out, "prediction")
+    thresholds = calibrate(calibration, with_answerability=True)
+    apply_thresholds(rows, thresholds)
     pipeline = squad_metrics(held_out, "prediction")
     compared = [r for r in held_out if "baseline" in r]
     pipeline_compared = squad_metrics(compared, "prediction")
     baseline = squad_metrics(compared, "baseline")
     defaults = AbstentionConfig()  # the documented defaults, for comparison
-    apply_thresholds(rows, defaults.min_similarity, defaults.min_coverage)
+    apply_thresholds(rows, Thresholds(defaults.min_similarity, defaults.min_coverage))
     pipeline_defaults = squad_metrics(held_out, "prediction")
     answerable = [r for r in held_out if r["answers"]]
     labels = [bool(r["answers"]) for r in held_out]
@@ -283,18 +309,24 @@ def main() -> None:
         "answerable_share": round(len(answerable) / len(held_out), 3),
         "recall_at_3_hybrid": round(float(np.mean([r["hybrid_hit"] for r in answerable])), 4),
         "recall_at_3_dense": round(float(np.mean([r["dense_hit"] for r in compared if r["answers"]])), 4),
-        "calibrated_min_similarity": min_similarity, "calibrated_min_coverage": min_coverage,
+        "calibrated_min_similarity": thresholds.min_similarity, "calibrated_min_coverage": thresholds.min_coverage,
+        "calibrated_min_answerability": thresholds.min_answerability,
+        "f1_without_answerability": round(pipeline_two_scores["f1"], 2),
+        "has_ans_f1_without_answerability": round(pipeline_two_scores["has_ans_f1"], 2),
+        "no_ans_accuracy_without_answerability": round(pipeline_two_scores["no_ans_accuracy"], 2),
         "f1_default_thresholds": round(pipeline_defaults["f1"], 2),
         "no_ans_accuracy_default_thresholds": round(pipeline_defaults["no_ans_accuracy"], 2),
         "support_auc_similarity": round(auc([r["support"]["similarity"] for r in held_out], labels), 3),
         "support_auc_coverage": round(auc([r["support"]["coverage"] for r in held_out], labels), 3),
+        "support_auc_answerability": round(auc([r["support"]["answerability"] for r in held_out], labels), 3),
         "pipeline_turn_p50_s": round(float(np.median([r["pipeline_s"] for r in rows])), 3),
         "baseline_turn_p50_s": round(float(np.median([r["baseline_s"] for r in compared])), 3),
     }
     targets = [Target("f1_gain_over_baseline", ">=", 15.0), Target("no_ans_accuracy", ">=", 70.0)]
     notes = (f"Seeded sample of {len(rows)} questions (seed {args.seed}) from {squad_file.name}; abstention "
              f"thresholds calibrated on the questions of {len(calibration_articles)} articles "
-             f"({', '.join(sorted(calibration_articles))}) and all scores reported on the "
+             f"({', '.join(sorted(calibration_articles))}), with and without the model's answerability "
+             "(abstention.min_answerability), and all scores reported on the "
              f"{len(held_out)} questions of the other articles. Baseline: same model and answer prompt, top-3 dense "
              f"chunks, no rewriting, no sentence selection, no abstention, on a seeded {len(compared)}-question "
              "subset of the held-out questions; the gain compares both systems on that subset.")

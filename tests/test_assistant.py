@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -111,6 +111,21 @@ def test_a_question_the_knowledge_does_not_cover_is_declined(assistant: Assistan
     assert turn.reply.text == project.config.responses["dont_know"][0]
     assert turn.tokens == [turn.reply.text], "nothing generated is shown before declining"
     assert turn.reply.citations == [] and turn.reply.error is None
+
+
+@pytest.mark.parametrize("min_answerability", [0.0, 1.0])
+def test_the_models_answerability_is_stored_and_decides_when_configured(project: AssistantProject,
+                                                                        min_answerability: float) -> None:
+    """At 0 every supported question is still answered, with the model's judgement in the turn's scores; at 1
+    none is, since the model always gives "no" some probability."""
+    abstention = project.config.abstention.model_copy(update={"min_answerability": min_answerability})
+    judged = replace(project, config=project.config.model_copy(update={"abstention": abstention}))
+
+    reply = run_turn(Assistant.from_project(judged), [], VISA_QUESTION).reply
+
+    assert 0.0 < reply.support["answerability"] < 1.0
+    assert reply.abstained is (min_answerability == 1.0)
+    assert bool(reply.citations) is (min_answerability == 0.0)
 
 
 def test_an_unreachable_generation_endpoint_gets_a_polite_reply(bank_project: Path, tmp_path: Path) -> None:

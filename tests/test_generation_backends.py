@@ -192,6 +192,8 @@ def test_server_error_raises_generation_unavailable_with_the_reason() -> None:
         llm = OpenAICompatibleLLM(endpoint(server.server_address[1]))
         with pytest.raises(GenerationUnavailable, match="answered HTTP 503: model is overloaded"):
             complete(llm, GREETING, max_tokens=8)
+        with pytest.raises(GenerationUnavailable, match="answered HTTP 503: model is overloaded"):
+            llm.first_token_logprobs(GREETING)
     finally:
         server.shutdown()
         server.server_close()
@@ -203,3 +205,47 @@ def test_endpoint_counts_tokens_by_estimate_and_loads_once() -> None:
     assert load_llm(endpoint(port)) is llm
     assert llm.count_tokens("") == 0
     assert llm.count_tokens("Hello world") == 4  # ceil(11 / 3.5)
+
+
+def test_endpoint_first_token_logprobs_match_the_local_model(llama_server: int, local_llm: LLM,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same model behind llama.cpp's server ranks the same first token first, with the same probability."""
+    monkeypatch.setenv(API_KEY_ENV, API_KEY)
+    remote = OpenAICompatibleLLM(endpoint(llama_server, api_key_env=API_KEY_ENV), context_tokens=2048)
+    question = [ChatMessage("system", "You are a helpful assistant."),
+                ChatMessage("user", "Is Paris the capital of France? Reply yes or no.")]  # Yes 0.65, No 0.32
+
+    served, local = remote.first_token_logprobs(question, top=5), local_llm.first_token_logprobs(question, top=5)
+
+    assert 1 <= len(served) <= 5 and len(local) == 5
+    assert all(logprob <= 0.0 for logprob in [*served.values(), *local.values()])
+    best_served, best_local = max(served, key=served.__getitem__), max(local, key=local.__getitem__)
+    assert best_served == best_local == "Yes"
+    assert served["Yes"] == pytest.approx(local["Yes"], abs=0.05)
+    assert served["No"] == pytest.approx(local["No"], abs=0.05)
+
+
+class _WithoutLogprobs(http.server.BaseHTTPRequestHandler):
+    """A server that answers but ignores the logprobs request, as some OpenAI-compatible servers do."""
+
+    def do_POST(self) -> None:
+        body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "yes"}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep test output quiet."""
+
+
+def test_endpoint_without_logprobs_raises_generation_unavailable() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WithoutLogprobs)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        llm = OpenAICompatibleLLM(endpoint(server.server_address[1]))
+        with pytest.raises(GenerationUnavailable, match="returned no first-token logprobs"):
+            llm.first_token_logprobs(GREETING)
+    finally:
+        server.shutdown()
+        server.server_close()

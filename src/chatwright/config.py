@@ -62,6 +62,10 @@ class AbstentionConfig(_Strict):
                                   description="minimum question-to-passage cosine similarity")
     min_coverage: float = Field(default=0.5, ge=0.0, le=1.0,
                                 description="minimum share of the question's terms found in one passage")
+    min_answerability: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="when set, the chat model is also asked whether the passages "
+        "answer the question, and its probability of yes must reach this; costs one short prompt read per "
+        "question (the answer reuses it); worth most with a larger model than the packaged 0.5B")
 
 
 class RoutingConfig(_Strict):

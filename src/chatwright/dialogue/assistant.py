@@ -232,6 +232,9 @@ class Assistant:
             passages = self._retrieve(query)
             clock.lap("retrieve_ms")
             support = self._support.check(query, passages)
+            if support.supported and self._support.asks_the_model:
+                answerability = self._answerer.answerability(query, passages, history)
+                support = self._support.with_answerability(support, answerability)
             clock.lap("support_ms")
             reply.support = support.scores()
             if not support.supported:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from chatwright.knowledge.terms import terms
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 # A passage is cited when it holds at least this share of the answer's terms that the best passage holds.
 _ATTRIBUTION_RATIO = 0.8
+# Asked after the question, in the answer prompt itself, so the answer that may follow reuses the cached prompt.
+_ANSWERABILITY_QUESTION = "Can this question be answered from the sources above? Reply yes or no."
 
 
 @dataclass
@@ -31,11 +34,13 @@ def format_sources(passages: Sequence[Passage]) -> str:
 
 
 def build_answer_messages(system_prompt: str, question: str, passages: Sequence[Passage],
-                          history: Sequence[HistoryTurn]) -> list[ChatMessage]:
-    """Constant system prompt first, so llama.cpp reuses its cached prefix across turns."""
+                          history: Sequence[HistoryTurn], *, ask: str = "") -> list[ChatMessage]:
+    """Constant system prompt first, so llama.cpp reuses its cached prefix across turns; `ask` follows the
+    question when the model is asked about it rather than asked to answer it."""
     messages = [ChatMessage("system", system_prompt)]
     messages += [ChatMessage(turn.role, turn.text) for turn in history]
-    messages.append(ChatMessage("user", f"{format_sources(passages)}\n\nCustomer question: {question}"))
+    user = f"{format_sources(passages)}\n\nCustomer question: {question}"
+    messages.append(ChatMessage("user", f"{user}\n\n{ask}" if ask else user))
     return messages
 
 
@@ -78,11 +83,24 @@ class GroundedAnswerer:
         self._temperature = temperature
         self._history_tokens = history_tokens
 
+    def answerability(self, question: str, passages: Sequence[Passage], history: Sequence[HistoryTurn]) -> float:
+        """The model's probability that the passages answer the question: P(yes) / (P(yes) + P(no)) over its
+        likeliest first tokens; 0.5 when it would say neither."""
+        messages = build_answer_messages(self._system_prompt, question, passages, self._history(history),
+                                         ask=_ANSWERABILITY_QUESTION)
+        probabilities = self._llm.first_token_logprobs(messages)
+
+        def mass(word: str) -> float:
+            return sum(math.exp(logprob) for token, logprob in probabilities.items()
+                       if token.strip().lower().startswith(word))
+
+        yes, no = mass("yes"), mass("no")
+        return yes / (yes + no) if yes + no > 0 else 0.5
+
     def stream(self, question: str, passages: Sequence[Passage], history: Sequence[HistoryTurn],
                result: AnswerResult) -> Iterator[str]:
         """Yield the answer as it is generated, then its citation markers; fill `result` when done."""
-        kept_history = fit_history(history, self._history_tokens, self._llm.count_tokens)
-        messages = build_answer_messages(self._system_prompt, question, passages, kept_history)
+        messages = build_answer_messages(self._system_prompt, question, passages, self._history(history))
         for piece in self._llm.stream(messages, max_tokens=self._max_tokens, temperature=self._temperature):
             result.text += piece
             yield piece
@@ -94,3 +112,6 @@ class GroundedAnswerer:
             markers = " " + "".join(f"[{number}]" for number in measured)
             result.text += markers
             yield markers
+
+    def _history(self, history: Sequence[HistoryTurn]) -> list[HistoryTurn]:
+        return fit_history(history, self._history_tokens, self._llm.count_tokens)

@@ -26,6 +26,11 @@ class LLM(Protocol):
         """Yield the reply piece by piece; `json_schema` constrains the output to matching JSON."""
         ...
 
+    def first_token_logprobs(self, messages: Sequence[ChatMessage], *, top: int = 20) -> dict[str, float]:
+        """Natural-log probabilities of the `top` likeliest first tokens of the reply, by token text: a measured
+        judgement from the model ("yes" against "no") instead of the one word it would sample."""
+        ...
+
     def count_tokens(self, text: str) -> int:
         """Number of tokens `text` takes in this model's prompt."""
         ...

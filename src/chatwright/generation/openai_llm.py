@@ -64,6 +64,22 @@ class OpenAICompatibleLLM:
         except httpx.HTTPError as error:
             raise self._unavailable(f"cannot reach {self._url}: {error}") from error
 
+    def first_token_logprobs(self, messages: Sequence[ChatMessage], *, top: int = 20) -> dict[str, float]:
+        """From the server's `logprobs` of a one-token reply (vLLM, llama.cpp server and OpenAI return them)."""
+        request = {"model": self._model, **chat_request(messages, max_tokens=1, temperature=0.0, stop=()),
+                   "stream": False, "logprobs": True, "top_logprobs": top}
+        try:
+            response = self._client.post(self._url, json=request, headers={"Accept": "application/json"})
+        except httpx.HTTPError as error:
+            raise self._unavailable(f"cannot reach {self._url}: {error}") from error
+        if not response.is_success:
+            raise self._unavailable(f"{self._url} answered HTTP {response.status_code}: {response.text[:300]}")
+        try:
+            first = response.json()["choices"][0]["logprobs"]["content"][0]
+            return {entry["token"]: float(entry["logprob"]) for entry in first["top_logprobs"]}
+        except (ValueError, KeyError, IndexError, TypeError) as error:
+            raise self._unavailable(f"{self._url} returned no first-token logprobs: {response.text[:300]}") from error
+
     def count_tokens(self, text: str) -> int:
         """An estimate from the length; see _CHARS_PER_TOKEN for why it is not exact."""
         return math.ceil(len(text) / _CHARS_PER_TOKEN)

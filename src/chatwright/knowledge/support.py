@@ -2,13 +2,14 @@
 
 A small model asked to answer from unrelated passages will answer anyway, so the decision to abstain is made
 before generation: the best passage must be semantically close to the question and must contain most of the
-question's content terms. The model's own NOT_FOUND is a second, later chance to abstain.
+question's content terms. Optionally the chat model is then asked whether the passages answer the question, and
+its probability of "yes" is a third score (its sampled answer is not: a small model rarely declines).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chatwright.config import AbstentionConfig
 from chatwright.knowledge.passage import Passage
@@ -20,9 +21,13 @@ class SupportDecision:
     supported: bool
     similarity: float  # best question-to-passage cosine
     coverage: float  # share of the question's terms found in the best-covering passage
+    answerability: float | None = None  # the chat model's P(yes) that the passages answer; None: not asked
 
     def scores(self) -> dict[str, float]:
-        return {"similarity": round(self.similarity, 4), "coverage": round(self.coverage, 4)}
+        scores = {"similarity": round(self.similarity, 4), "coverage": round(self.coverage, 4)}
+        if self.answerability is not None:
+            scores["answerability"] = round(self.answerability, 4)
+        return scores
 
 
 def term_coverage(question: str, passage: Passage) -> float:
@@ -45,3 +50,13 @@ class SupportChecker:
         coverage = max(term_coverage(question, passage) for passage in passages)
         supported = similarity >= self._config.min_similarity and coverage >= self._config.min_coverage
         return SupportDecision(supported, similarity, coverage)
+
+    @property
+    def asks_the_model(self) -> bool:
+        """Whether a supported decision still waits for the model's answerability (`with_answerability`)."""
+        return self._config.min_answerability is not None
+
+    def with_answerability(self, decision: SupportDecision, answerability: float) -> SupportDecision:
+        threshold = self._config.min_answerability or 0.0
+        return replace(decision, supported=decision.supported and answerability >= threshold,
+                       answerability=answerability)
