@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -174,29 +175,56 @@ def test_silent_endpoint_times_out() -> None:
         assert time.monotonic() - started < 5
 
 
-class _Overloaded(http.server.BaseHTTPRequestHandler):
+class _CannedServer(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with one fixed status and body (set on a subclass)."""
+
+    status = 200
+    content_type = "application/json"
+    body = b""
+
     def do_POST(self) -> None:
-        self.send_response(503)
-        self.send_header("Content-Type", "text/plain")
+        self.send_response(self.status)
+        self.send_header("Content-Type", self.content_type)
         self.end_headers()
-        self.wfile.write(b"model is overloaded")
+        self.wfile.write(self.body)
 
     def log_message(self, format: str, *args: object) -> None:
         """Keep test output quiet."""
 
 
-def test_server_error_raises_generation_unavailable_with_the_reason() -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Overloaded)
+class _Overloaded(_CannedServer):
+    status, content_type, body = 503, "text/plain", b"model is overloaded"
+
+
+class _WithoutLogprobs(_CannedServer):
+    """Answers but ignores the logprobs request, as some OpenAI-compatible servers do."""
+
+    body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "yes"}}]}).encode()
+
+
+@contextmanager
+def canned_endpoint(handler: type[_CannedServer]) -> Iterator[OpenAICompatibleLLM]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        llm = OpenAICompatibleLLM(endpoint(server.server_address[1]))
+        yield OpenAICompatibleLLM(endpoint(server.server_address[1]))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_server_error_raises_generation_unavailable_with_the_reason() -> None:
+    with canned_endpoint(_Overloaded) as llm:
         with pytest.raises(GenerationUnavailable, match="answered HTTP 503: model is overloaded"):
             complete(llm, GREETING, max_tokens=8)
         with pytest.raises(GenerationUnavailable, match="answered HTTP 503: model is overloaded"):
             llm.first_token_logprobs(GREETING)
-    finally:
-        server.shutdown()
-        server.server_close()
+
+
+def test_endpoint_without_logprobs_raises_generation_unavailable() -> None:
+    with canned_endpoint(_WithoutLogprobs) as llm, pytest.raises(GenerationUnavailable,
+                                                                match="returned no first-token logprobs"):
+        llm.first_token_logprobs(GREETING)
 
 
 def test_endpoint_counts_tokens_by_estimate_and_loads_once() -> None:
@@ -224,28 +252,3 @@ def test_endpoint_first_token_logprobs_match_the_local_model(llama_server: int, 
     assert served["Yes"] == pytest.approx(local["Yes"], abs=0.05)
     assert served["No"] == pytest.approx(local["No"], abs=0.05)
 
-
-class _WithoutLogprobs(http.server.BaseHTTPRequestHandler):
-    """A server that answers but ignores the logprobs request, as some OpenAI-compatible servers do."""
-
-    def do_POST(self) -> None:
-        body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "yes"}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep test output quiet."""
-
-
-def test_endpoint_without_logprobs_raises_generation_unavailable() -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WithoutLogprobs)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        llm = OpenAICompatibleLLM(endpoint(server.server_address[1]))
-        with pytest.raises(GenerationUnavailable, match="returned no first-token logprobs"):
-            llm.first_token_logprobs(GREETING)
-    finally:
-        server.shutdown()
-        server.server_close()
