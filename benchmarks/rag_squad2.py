@@ -37,6 +37,7 @@ from chatwright.dialogue.assistant import Assistant
 from chatwright.dialogue.types import Reply
 from chatwright.generation.answer import answer_system_prompt, build_answer_messages
 from chatwright.generation.llm import complete
+from chatwright.knowledge.support import supported
 from chatwright.project import AssistantProject
 
 WORK_DIR = Path(__file__).parent / ".work" / "squad2"
@@ -187,45 +188,35 @@ def run_questions(assistant: Assistant, questions: Sequence[Question], baseline_
              **pipeline_rows[q.qid], **baseline_rows.get(q.qid, {})} for q in questions]
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    min_similarity: float
-    min_coverage: float
-    min_answerability: float = 0.0  # 0: the model's judgement does not decide
-
-
-def apply_thresholds(rows: Sequence[dict[str, Any]], thresholds: Thresholds) -> None:
+def apply_thresholds(rows: Sequence[dict[str, Any]], thresholds: AbstentionConfig) -> None:
     """The pipeline's abstention decision (knowledge/support.py), replayed exactly for given thresholds."""
     for row in rows:
-        row["prediction"] = row["prediction_raw"] if _supported(row, thresholds) else ""
+        scores = row["support"]
+        answers = supported(thresholds, scores["similarity"], scores["coverage"], scores.get("answerability"))
+        row["prediction"] = row["prediction_raw"] if answers else ""
 
 
-def _supported(row: dict[str, Any], thresholds: Thresholds) -> bool:
-    support = row["support"]
-    return bool(support["similarity"] >= thresholds.min_similarity
-                and support["coverage"] >= thresholds.min_coverage
-                and support.get("answerability", 1.0) >= thresholds.min_answerability)
-
-
-def calibrate(rows: Sequence[dict[str, Any]], *, with_answerability: bool) -> Thresholds:
+def calibrate(rows: Sequence[dict[str, Any]], *, with_answerability: bool) -> AbstentionConfig:
     """Thresholds that maximise F1 on the calibration questions (the SQuAD 2.0 'best threshold' rule); the
     model's answerability is searched too when `with_answerability`. Each question scores either its answer's
-    F1 or the empty answer's, so the search compares precomputed scores."""
+    F1 or the empty answer's, so the search compares precomputed scores, with `supported`'s rule as masks."""
     answered = np.array([f1_score(r["prediction_raw"], r["answers"]) for r in rows])
     declined = np.array([f1_score("", r["answers"]) for r in rows])
     similarity = np.array([r["support"]["similarity"] for r in rows])
     coverage = np.array([r["support"]["coverage"] for r in rows])
     answerability = np.array([r["support"].get("answerability", 1.0) for r in rows])
-    best, best_f1 = Thresholds(-1.0, 0.0), -1.0
-    for min_answerability in np.round(np.arange(0.0, 1.0, 0.02), 2) if with_answerability else [0.0]:
-        judged = answerability >= min_answerability
+    best, best_f1 = AbstentionConfig(min_similarity=-1.0, min_coverage=0.0), -1.0
+    for min_answerability in np.round(np.arange(0.0, 1.0, 0.02), 2) if with_answerability else [None]:
+        judged = answerability >= (min_answerability or 0.0)
         for min_coverage in np.round(np.arange(0.0, 1.01, 0.05), 2):
             covered = judged & (coverage >= min_coverage)
             for min_similarity in np.round(np.arange(0.0, 0.8, 0.02), 2):
                 f1 = float(np.where(covered & (similarity >= min_similarity), answered, declined).mean())
                 if f1 > best_f1:
-                    best, best_f1 = Thresholds(float(min_similarity), float(min_coverage),
-                                               float(min_answerability)), f1
+                    best = AbstentionConfig(
+                        min_similarity=float(min_similarity), min_coverage=float(min_coverage),
+                        min_answerability=None if min_answerability is None else float(min_answerability))
+                    best_f1 = f1
     return best
 
 
@@ -251,6 +242,7 @@ def main() -> None:
                         help="held-out questions also put to the baseline (0: all); the gain is measured on them")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--resume", action="store_true", help="keep the index and earlier answers")
+    parser.add_argument("--name", default="rag_squad2", help="results file name (benchmarks/results/NAME.json)")
     args = parser.parse_args()
 
     squad_file = next(iter(sorted(args.data.glob("dev-v2.0*.json"))), None)
@@ -289,7 +281,7 @@ def main() -> None:
     pipeline_compared = squad_metrics(compared, "prediction")
     baseline = squad_metrics(compared, "baseline")
     defaults = AbstentionConfig()  # the documented defaults, for comparison
-    apply_thresholds(rows, Thresholds(defaults.min_similarity, defaults.min_coverage))
+    apply_thresholds(rows, defaults)
     pipeline_defaults = squad_metrics(held_out, "prediction")
     answerable = [r for r in held_out if r["answers"]]
     labels = [bool(r["answers"]) for r in held_out]
@@ -330,7 +322,7 @@ def main() -> None:
              f"{len(held_out)} questions of the other articles. Baseline: same model and answer prompt, top-3 dense "
              f"chunks, no rewriting, no sentence selection, no abstention, on a seeded {len(compared)}-question "
              "subset of the held-out questions; the gain compares both systems on that subset.")
-    write_results("rag_squad2", metrics, targets, notes=notes)
+    write_results(args.name, metrics, targets, notes=notes)
     print(json.dumps(metrics, indent=2))
 
 

@@ -72,8 +72,9 @@ class LlamaCppLLM:
                 next(generation)  # the prompt is read; the sampled token is not, so the logits are the prompt's
                 generation.close()
                 # llama-cpp-python has no public reader of the last logits when logits_all is off
-                logits = np.ctypeslib.as_array(self._llama._ctx.get_logits_ith(-1), shape=(self._llama.n_vocab(),))
-                logprobs = logits.astype(np.float64) - np.logaddexp.reduce(logits.astype(np.float64))
+                last = self._llama._ctx.get_logits_ith(-1)
+                logits = np.ctypeslib.as_array(last, shape=(self._llama.n_vocab(),)).astype(np.float64)
+                logprobs = logits - np.logaddexp.reduce(logits)
             except Exception as error:
                 log.error("llama.cpp evaluation failed", model=str(self.model_path), error=repr(error))
                 raise GenerationUnavailable(f"the local model failed while reading a prompt: {error}") from error

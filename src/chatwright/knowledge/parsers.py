@@ -161,8 +161,8 @@ class _GridCell:
 
 
 def _span(cell: Tag, attribute: str, limit: int) -> int:
-    """A cell's colspan or rowspan as browsers read it: 1 when missing or invalid, 0 (rowspan: to the end)
-    kept, at most `limit`, the HTML standard's maximum."""
+    """A cell's colspan or rowspan as browsers read it: its leading digits, capped at `limit` (the HTML
+    standard's maximum); 1 when missing or not a number. A rowspan of 0 means "to the end of the table"."""
     match = re.match(r"\s*(\d+)", str(cell.get(attribute) or ""))
     return min(int(match.group(1)), limit) if match else 1
 

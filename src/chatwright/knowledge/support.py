@@ -39,6 +39,14 @@ def term_coverage(question: str, passage: Passage) -> float:
     return len(question_terms & passage_terms) / len(question_terms)
 
 
+def supported(config: AbstentionConfig, similarity: float, coverage: float,
+              answerability: float | None = None) -> bool:
+    """The abstention rule in one place: the checker applies it live, the SQuAD benchmark replays it on stored
+    scores. An answerability not asked for (or not yet asked) does not count."""
+    judged = config.min_answerability is None or answerability is None or answerability >= config.min_answerability
+    return similarity >= config.min_similarity and coverage >= config.min_coverage and judged
+
+
 class SupportChecker:
     def __init__(self, config: AbstentionConfig) -> None:
         self._config = config
@@ -48,8 +56,7 @@ class SupportChecker:
             return SupportDecision(False, 0.0, 0.0)
         similarity = max(passage.dense_score for passage in passages)
         coverage = max(term_coverage(question, passage) for passage in passages)
-        supported = similarity >= self._config.min_similarity and coverage >= self._config.min_coverage
-        return SupportDecision(supported, similarity, coverage)
+        return SupportDecision(supported(self._config, similarity, coverage), similarity, coverage)
 
     @property
     def asks_the_model(self) -> bool:
@@ -57,6 +64,5 @@ class SupportChecker:
         return self._config.min_answerability is not None
 
     def with_answerability(self, decision: SupportDecision, answerability: float) -> SupportDecision:
-        threshold = self._config.min_answerability or 0.0
-        return replace(decision, supported=decision.supported and answerability >= threshold,
-                       answerability=answerability)
+        return replace(decision, answerability=answerability,
+                       supported=supported(self._config, decision.similarity, decision.coverage, answerability))
