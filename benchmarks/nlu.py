@@ -56,6 +56,9 @@ def main() -> None:
                         help="keep the last step's weights (the comparison for weight averaging)")
     parser.add_argument("--no-intent-names", action="store_true",
                         help="do not add intent names as examples (the comparison for them)")
+    parser.add_argument("--vote-weight", type=float, default=None,
+                        help="fixed share of the nearest training examples' vote (0: the head alone, the "
+                        "comparison for it); default: fitted on validation data")
     parser.add_argument("--work", type=Path, default=None, help="where to keep the trained model")
     parser.add_argument("--lora-rank", type=int, default=None)
     parser.add_argument("--evaluate", type=Path, default=None,
@@ -71,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = NluTrainingConfig(mode=args.mode, seed=args.seed, augment_copies=args.augment,
                                  precision=args.precision, weight_averaging=not args.no_weight_averaging,
-                                 intent_names_as_examples=not args.no_intent_names)
+                                 intent_names_as_examples=not args.no_intent_names, vote_weight=args.vote_weight)
     if args.epochs:
         settings = settings.model_copy(update={"epochs": args.epochs})
     if args.lora_rank:
@@ -80,7 +83,8 @@ def main() -> None:
     name = f"nlu_{args.task}" + ("" if args.mode == "full" else f"_{args.mode}") + (
         f"_{round(100 * args.train_fraction)}pct" if args.train_fraction < 1 else "") + (
         f"_augment{args.augment}" if args.augment else "") + ("_int8" if args.precision == "int8" else "") + (
-        "_no_averaging" if args.no_weight_averaging else "") + ("_no_intent_names" if args.no_intent_names else "")
+        "_no_averaging" if args.no_weight_averaging else "") + ("_no_intent_names" if args.no_intent_names else "") + (
+        "_no_vote" if args.vote_weight == 0 else "")
     if args.task == "sst2":
         metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
                                  (args.customer_data, args.customer_heldout))
@@ -119,7 +123,7 @@ def _intents(task: str, data: Path, settings: NluTrainingConfig, work: Path, fra
         "intent_accuracy": round(100 * scores.intent_accuracy, 2),
         "intent_macro_f1": round(100 * scores.intent_macro_f1, 2),
         "test_examples": len(examples), "train_examples": len(train.examples()),
-        "epochs": card.epochs_run, "training_seconds": card.training_seconds,
+        "epochs": card.epochs_run, "vote_weight": card.vote_weight, "training_seconds": card.training_seconds,
         "precision": card.precision, **served,
         "oos_threshold": round(card.oos_threshold, 4),
         "rejected_as_out_of_scope": round(100 * sum(p.intent != p.ranking[0][0] for p in predictions)
@@ -192,7 +196,8 @@ def _sst2(data: Path, settings: NluTrainingConfig, work: Path, save_to: Path | N
         "requests_read_upset": round(100 * sum(r.label == "negative" and r.score >= 0.9 for r in readings)
                                      / len(readings), 2),
         **_customer_scores(classifier, customer_heldout),
-        "epochs": outcome.card.epochs_run, "training_seconds": round(training_seconds, 1),
+        "epochs": outcome.card.epochs_run, "vote_weight": outcome.card.vote_weight,
+        "training_seconds": round(training_seconds, 1),
         "precision": outcome.card.precision, **served}
     return metrics, [Target("accuracy", ">=", 90.0), Target("load_seconds", "<=", 2.0),
                      Target("latency_p50_ms", "<=", 10.0)]
@@ -262,8 +267,11 @@ def _notes(task: str, settings: NluTrainingConfig) -> str:
                      else ", weights averaged over about the last epoch")
     names = ("" if task == "sst2" else "intent names as examples, " if settings.intent_names_as_examples
              else "no intent names as examples, ")
+    vote = ("the nearest training examples' vote mixed in at the share fitted on validation data (vote_weight)"
+            if settings.vote_weight is None else f"the nearest training examples' vote at share {settings.vote_weight}")
     return (f"chatwright NLU trainer, mode {settings.mode}, base {settings.base_model}, seed {settings.seed}, "
-            f"{schedule}, augmentation copies {settings.augment_copies}, {names}precision {settings.precision}. "
+            f"{schedule}, augmentation copies {settings.augment_copies}, {names}{vote}, "
+            f"precision {settings.precision}. "
             "Load time and latency "
             "are measured in a fresh process after training; latency: one message per call (batch 1), "
             "intent + slots (or sentiment) only; entity extraction by spaCy is measured separately.")

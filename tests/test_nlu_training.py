@@ -23,6 +23,7 @@ from chatwright.nlu.intent_classifier import IntentSlotClassifier
 from chatwright.nlu.interpreter import NluInterpreter
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words
 from chatwright.nlu.model_files import intent_data_hash, read_card
+from chatwright.nlu.neighbours import NEIGHBOURS_FILE
 from chatwright.nlu.precision import native_bf16, resolve
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
 from chatwright.nlu.trained_model import TorchOnOneThread, TrainedModel, load_encoder
@@ -145,8 +146,9 @@ def quick_project(tmp_path_factory: pytest.TempPathFactory) -> AssistantProject:
 
 def test_quick_model_is_a_self_describing_directory(quick_project: AssistantProject) -> None:
     model_dir = quick_project.intent_model_dir
-    assert {path.name for path in model_dir.iterdir()} == {"nlu.json", "heads.safetensors", "metrics.json"}
     card = read_card(model_dir)
+    vote = {NEIGHBOURS_FILE} if card.vote_weight > 0 else set()  # kept only when validation gave it a share
+    assert {path.name for path in model_dir.iterdir()} == {"nlu.json", "heads.safetensors", "metrics.json", *vote}
     data = load_project_nlu_data(quick_project)
     assert data is not None
     assert card.mode == "quick" and card.kind == "intent_slots"

@@ -148,6 +148,10 @@ class NluTrainingConfig(_Strict):
     oos_intent: str = Field(default="out_of_scope", description="intent name of trained out-of-scope examples")
     oos_threshold: float | None = Field(
         default=None, ge=0.0, le=1.0, description="fixed out-of-scope confidence threshold; default: calibrated")
+    vote_weight: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="share of the nearest training examples' vote in intent and "
+        "sentiment probabilities (nlu/neighbours.py); default: fitted on validation data, 0 where it does not "
+        "help; 0 turns it off")
 
 
 class NluConfig(_Strict):

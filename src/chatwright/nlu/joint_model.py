@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -26,6 +27,14 @@ class EncodedBatch:
     attention_mask: torch.Tensor  # batch × tokens
     word_positions: torch.Tensor  # batch × words (0 where there is no word)
     word_mask: torch.Tensor  # batch × words, True for real words kept within the token budget
+
+
+class JointOutput(NamedTuple):
+    """What the network computes for a batch: the sentence vectors (kept for the neighbour vote) and the logits."""
+
+    pooled: torch.Tensor  # batch × hidden
+    intent: torch.Tensor  # batch × intents
+    tags: torch.Tensor  # batch × words × tags
 
 
 def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
@@ -114,8 +123,6 @@ class JointModel(nn.Module):
         index = batch.word_positions.unsqueeze(-1).expand(-1, -1, states.size(-1))
         return pooled, torch.gather(states, 1, index)
 
-    def forward(self, batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(intent logits: batch × intents, tag logits: batch × words × tags)."""
+    def forward(self, batch: EncodedBatch) -> JointOutput:
         pooled, word_states = self.features(batch)
-        result: tuple[torch.Tensor, torch.Tensor] = self.heads(pooled, word_states, batch.word_mask)
-        return result
+        return JointOutput(pooled, *self.heads(pooled, word_states, batch.word_mask))

@@ -4,6 +4,7 @@
     heads.safetensors   the intent (or sentiment) and tagging heads
     encoder/            full and contrastive training: the encoder and its tokenizer (safetensors)
     adapter/            LoRA: the adapter weights only; the base encoder comes from `base_model`
+    neighbours.safetensors  the training examples' sentence vectors, when their vote counts (`vote_weight`)
     metrics.json        validation figures from training
 
 A new model is written beside the old one and swapped in with renames, so an interrupted run never leaves a
@@ -58,6 +59,9 @@ class ModelCard(BaseModel):
     intent_slots: dict[str, list[str]] | None = Field(
         default=None, description="slots each intent may be tagged with; null: every slot for every intent")
     word_context: int = Field(default=0, description="units a direction of the LSTM before the tag classifier; 0: none")
+    vote_weight: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="share of the nearest training examples' vote in the label "
+        "probabilities (fitted on validation data); 0: the head alone")
     data_hash: str
     trained_at: str
     epochs_run: int

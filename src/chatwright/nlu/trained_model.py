@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from scipy import special
 from torch import nn
@@ -29,6 +30,7 @@ from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words, split_words
 from chatwright.nlu.markup import EntitySpan
 from chatwright.nlu.model_files import ADAPTER_DIR, ENCODER_DIR, ENCODER_SAVED, HEADS_FILE, ModelCard, read_card
+from chatwright.nlu.neighbours import NeighbourVote, mix
 from chatwright.nlu.precision import runs_in
 
 
@@ -48,30 +50,34 @@ def load_encoder(location: str) -> tuple[PreTrainedTokenizerBase, PreTrainedMode
 
 
 class TrainedModel:
-    def __init__(self, card: ModelCard, tokenizer: PreTrainedTokenizerBase, network: JointModel) -> None:
-        """`network` with its encoder already in the form it is served in (see `load`)."""
+    def __init__(self, card: ModelCard, tokenizer: PreTrainedTokenizerBase, network: JointModel,
+                 vote: NeighbourVote | None = None) -> None:
+        """`network` with its encoder already in the form it is served in (see `load`); `vote` when the card
+        gives the neighbour vote a share."""
         self.card = card
         self._tokenizer = tokenizer
         self.precision = runs_in(card.precision)
         self._network = network.eval()
         self._decoder = TagDecoder(card.tags, card.labels, card.intent_slots)
+        self._vote = vote
 
     @classmethod
     def load(cls, directory: Path, *, root: Path | None = None) -> TrainedModel:
         card = read_card(directory)
         precision = runs_in(card.precision)
         tokenizer, network = _network(directory, card, root)
+        vote = _vote(directory, card)
         if precision == "bf16":  # bf16 weights: faster at batch 1 than autocast, which re-casts every call
-            return cls(card, tokenizer, network.to(torch.bfloat16))
+            return cls(card, tokenizer, network.to(torch.bfloat16), vote)
         graph = onnx_graph(network.encoder, tokenizer, int8=precision == "int8")
         if graph is None:  # the small heads stay exact either way
             network.encoder = in_pytorch(network.encoder, precision)
-            return cls(card, tokenizer, network)
+            return cls(card, tokenizer, network, vote)
         served = load_after_release(graph, lambda: setattr(network, "encoder", nn.Identity()))
         if served is None:
             return cls.load(directory, root=root)  # exports the deleted graph afresh
         network.encoder = served
-        return cls(card, tokenizer, network)
+        return cls(card, tokenizer, network, vote)
 
     @torch.inference_mode()
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[RawPrediction]:
@@ -84,10 +90,12 @@ class TrainedModel:
             chunk = texts[first:first + batch_size]
             split = [split_words(text) for text in chunk]
             batch = encode_words(self._tokenizer, [words or [""] for words, _ in split], self.card.max_tokens)
-            intent_logits, tag_logits = self._network(batch)
+            pooled, intent_logits, tag_logits = self._network(batch)
             # in NumPy: torch's log-softmax wakes its thread pool even for one message, and the waking threads
             # then slowed the next ONNX Runtime call from 6 to 12 ms
             probabilities = special.softmax(intent_logits.float().numpy() / self.card.temperature, axis=-1)
+            if self._vote is not None:
+                probabilities = mix(probabilities, self._vote.votes(pooled.float().numpy()), self.card.vote_weight)
             tag_log_probs = special.log_softmax(tag_logits.float().numpy(), axis=-1)
             for row, (text, (words, spans)) in enumerate(zip(chunk, split, strict=True)):
                 kept = batch.word_mask[row, :len(words)].numpy()
@@ -102,6 +110,16 @@ class TrainedModel:
             return ()
         tags = [self.card.tags[i] for i in self._decoder.decode(log_probs, label)]
         return spans_from_tags(text, spans, [tag if keep else "O" for tag, keep in zip(tags, kept, strict=True)])
+
+
+def _vote(directory: Path, card: ModelCard) -> NeighbourVote | None:
+    if card.vote_weight == 0:
+        return None
+    try:
+        return NeighbourVote.load(directory, len(card.labels))
+    except (OSError, KeyError, SafetensorError) as error:
+        raise ModelLoadError(f"{directory} gives the neighbour vote weight {card.vote_weight} but its "
+                             f"neighbours file cannot be read: {error}") from error
 
 
 def _network(directory: Path, card: ModelCard, root: Path | None) -> tuple[PreTrainedTokenizerBase, JointModel]:

@@ -32,7 +32,7 @@ from chatwright.config import NluTrainingConfig, TrainingMode
 from chatwright.models.onnx_encoder import served_encoder
 from chatwright.models.registry import available_cpus, encoder_location
 from chatwright.nlu.bio import TagDecoder
-from chatwright.nlu.joint_model import EncodedBatch, JointHeads, JointModel, encode_words
+from chatwright.nlu.joint_model import EncodedBatch, JointHeads, JointModel, JointOutput, encode_words
 from chatwright.nlu.model_files import (
     ADAPTER_DIR,
     ENCODER_DIR,
@@ -45,6 +45,7 @@ from chatwright.nlu.model_files import (
     staging_dir,
     write_json,
 )
+from chatwright.nlu.neighbours import NeighbourVote, fit_vote_weight, mix
 from chatwright.nlu.precision import autocast, resolve, served
 from chatwright.nlu.trained_model import load_encoder
 from chatwright.training.calibration import fit_temperature, oos_threshold, softmax
@@ -92,9 +93,10 @@ class TrainingOutcome:
 
 @dataclass
 class _Scores:
-    """Validation outputs of one pass: logits, per-message tag sequences, and the headline score."""
+    """Validation outputs of one pass: logits, sentence vectors, and the headline score."""
 
     logits: npt.NDArray[np.float32]
+    pooled: npt.NDArray[np.float32]
     accuracy: float
     slot_f1: float | None
 
@@ -140,40 +142,48 @@ class JointTrainer:
         precision = served(settings.precision)
         if settings.mode in FROZEN_ENCODER:
             with _encoder_as_served(network, tokenizer, precision, settings.mode):  # heads learn what they will see
-                scores, epochs = loop.run_quick()
+                scores, epochs, vote = loop.run_quick()
         else:
             scores, epochs = loop.run_fine_tuning(checkpoint)
-            if precision != "bf16":
-                with _encoder_as_served(network, tokenizer, precision, settings.mode):
+            with _encoder_as_served(network, tokenizer, precision, settings.mode):
+                if precision != "bf16":
                     scores = loop.evaluate()  # calibrated on what the model will compute
+                vote = loop.neighbour_vote()
         validation_labels = np.array([example.label for example in loop.validation], dtype=np.int64)
         temperature = fit_temperature(scores.logits, validation_labels)
-        threshold = self._threshold(task, scores.logits, temperature, validation_labels)
+        head = softmax(scores.logits, temperature)
+        votes = vote.votes(scores.pooled)
+        vote_weight = (fit_vote_weight(head, votes, validation_labels) if settings.vote_weight is None
+                       else settings.vote_weight)
+        probabilities = mix(head, votes, vote_weight)
+        threshold = self._threshold(task, probabilities, validation_labels)
         seconds = time.perf_counter() - started
         card = ModelCard(kind=task.kind, mode=settings.mode, base_model=settings.base_model,
                          max_tokens=settings.max_tokens, precision=precision, labels=task.labels, tags=task.tags,
                          temperature=temperature, oos_intent=task.oos_intent, oos_threshold=threshold,
                          neutral_below=task.neutral_below, intent_slots=task.intent_slots,
-                         word_context=heads.word_context, data_hash=task.data_hash,
+                         word_context=heads.word_context, vote_weight=vote_weight, data_hash=task.data_hash,
                          trained_at=datetime.now(UTC).isoformat(timespec="seconds"), epochs_run=epochs,
                          training_seconds=round(seconds, 1))
-        metrics = {"validation_accuracy": round(scores.accuracy, 4), "training_seconds": round(seconds, 1),
-                   "epochs": epochs, "temperature": round(temperature, 3), "oos_threshold": round(threshold, 4),
+        metrics = {"validation_accuracy": round(scores.accuracy, 4),
+                   "validation_accuracy_with_vote": round(float((probabilities.argmax(axis=1)
+                                                                 == validation_labels).mean()), 4),
+                   "training_seconds": round(seconds, 1), "epochs": epochs, "temperature": round(temperature, 3),
+                   "vote_weight": vote_weight, "oos_threshold": round(threshold, 4),
                    "train_examples": len(train), "validation_examples": len(validation)}
         if scores.slot_f1 is not None:
             metrics["validation_slot_f1"] = round(scores.slot_f1, 4)
-        _write_model(network, tokenizer, card, metrics, target)
+        _write_model(network, tokenizer, card, metrics, target, vote)
         _remove(checkpoint)
         log.info("model trained", kind=task.kind, mode=settings.mode, target=str(target), **metrics)
         return TrainingOutcome(card, metrics, target)
 
-    def _threshold(self, task: TrainingTask, logits: npt.NDArray[np.float32], temperature: float,
+    def _threshold(self, task: TrainingTask, probabilities: npt.NDArray[np.float32],
                    labels: npt.NDArray[np.int64]) -> float:
         if task.kind != "intent_slots":
             return 0.0
         if self.settings.oos_threshold is not None:
             return self.settings.oos_threshold
-        probabilities = softmax(logits, temperature)
         oos = task.labels.index(task.oos_intent) if task.oos_intent in task.labels else None
         return oos_threshold(probabilities.max(axis=1), probabilities.argmax(axis=1), labels, oos)
 
@@ -226,7 +236,7 @@ class _Loop:
             for examples in progress:
                 with autocast(self.precision):
                     outputs = self.network(self._encode(examples))
-                loss = self._loss(outputs, *self._targets(examples))
+                loss = self._loss(outputs.intent, outputs.tags, *self._targets(examples))
                 _step(loss, optimizer, scheduler)
                 average.update()
                 progress.set_postfix(loss=f"{loss.item():.3f}")
@@ -287,8 +297,9 @@ class _Loop:
         log.info("resuming training", stage=stage, checkpoint=str(checkpoint), after_epoch=state.epoch)
         return state
 
-    def run_quick(self) -> tuple[_Scores, int]:
-        """Heads only, on encoder features computed and batched once: seconds instead of minutes."""
+    def run_quick(self) -> tuple[_Scores, int, NeighbourVote]:
+        """Heads only, on encoder features computed and batched once: seconds instead of minutes (and the
+        neighbour vote from the same features)."""
         for parameter in self.network.encoder.parameters():
             parameter.requires_grad = False
         train_batches = self._feature_batches(self.train, _QUICK_BATCH, shuffle=True)
@@ -304,7 +315,8 @@ class _Loop:
         for epoch in range(1, epochs + 1):  # noqa: B007 - the count of epochs run is reported
             heads.train()
             for batch in self.rng.sample(train_batches, len(train_batches)):
-                loss = self._loss(heads(batch.pooled, batch.words, batch.word_mask), batch.labels, batch.tags)
+                intent_logits, tag_logits = heads(batch.pooled, batch.words, batch.word_mask)
+                loss = self._loss(intent_logits, tag_logits, batch.labels, batch.tags)
                 torch.autograd.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad()
@@ -315,7 +327,19 @@ class _Loop:
                 break
         if best.weights is not None:
             heads.load_state_dict(best.weights)
-        return self._scores(self._head_outputs(validation_batches)), epoch
+        vote = NeighbourVote.of(torch.cat([batch.pooled for batch in train_batches]).numpy(),
+                                torch.cat([batch.labels for batch in train_batches]).numpy(), len(self.task.labels))
+        return self._scores(self._head_outputs(validation_batches)), epoch, vote
+
+    @torch.inference_mode()
+    def neighbour_vote(self) -> NeighbourVote:
+        """The training examples' sentence vectors as the trained network computes them."""
+        self.network.eval()
+        with autocast(self.precision):
+            pooled = [self.network.features(self._encode(examples))[0].float()
+                      for examples in self._batches(self.train, 64, shuffle=False)]
+        labels = np.array([example.label for example in self.train], dtype=np.int64)
+        return NeighbourVote.of(torch.cat(pooled).numpy(), labels, len(self.task.labels))
 
     @torch.inference_mode()
     def evaluate(self) -> _Scores:
@@ -325,28 +349,31 @@ class _Loop:
                        for examples in self._batches(self.validation, 64, shuffle=False)]
         return self._scores(outputs)
 
-    def _scores(self, outputs: list[tuple[torch.Tensor, torch.Tensor]]) -> _Scores:
+    def _scores(self, outputs: list[JointOutput]) -> _Scores:
         if not self.validation:
-            return _Scores(np.zeros((0, len(self.task.labels)), dtype=np.float32), 0.0, None)
-        logits = np.concatenate([intent.float().numpy() for intent, _ in outputs])
+            hidden = self.network.heads.intent.in_features
+            return _Scores(np.zeros((0, len(self.task.labels)), dtype=np.float32),
+                           np.zeros((0, hidden), dtype=np.float32), 0.0, None)
+        logits = np.concatenate([output.intent.float().numpy() for output in outputs])
+        pooled = np.concatenate([output.pooled.float().numpy() for output in outputs])
         gold = np.array([example.label for example in self.validation])
         accuracy = float((logits.argmax(axis=1) == gold).mean())
         if not self.has_tags:
-            return _Scores(logits, accuracy, None)
+            return _Scores(logits, pooled, accuracy, None)
         tag_names = self.task.tags
         predicted: list[list[str]] = []
         intents = iter(logits.argmax(axis=1))
-        for _, tag_logits in outputs:
-            log_probs = torch.log_softmax(tag_logits.float(), dim=-1).numpy()
+        for output in outputs:
+            log_probs = torch.log_softmax(output.tags.float(), dim=-1).numpy()
             predicted += [[tag_names[i] for i in self.decoder.decode(rows, int(next(intents)))] for rows in log_probs]
         expected = [[tag_names[t] for t in example.tags] for example in self.validation]
         predicted = [tags[:len(gold_tags)] for tags, gold_tags in zip(predicted, expected, strict=True)]
         slot_f1 = float(f1_score(expected, predicted)) if any(t != "O" for seq in expected for t in seq) else 1.0
-        return _Scores(logits, accuracy, slot_f1)
+        return _Scores(logits, pooled, accuracy, slot_f1)
 
-    def _loss(self, outputs: tuple[torch.Tensor, torch.Tensor], labels: torch.Tensor,
+    def _loss(self, intent_logits: torch.Tensor, tag_logits: torch.Tensor, labels: torch.Tensor,
               tags: torch.Tensor) -> torch.Tensor:
-        intent_logits, tag_logits = (output.float() for output in outputs)  # bf16 under autocast
+        intent_logits, tag_logits = intent_logits.float(), tag_logits.float()  # bf16 under autocast
         loss: torch.Tensor = self.intent_loss(intent_logits, labels)
         if self.has_tags:
             words = tag_logits.shape[1]
@@ -396,10 +423,11 @@ class _Loop:
             stacked.append(_FeatureBatch(pooled.float(), words.float(), encoded.word_mask, *self._targets(batch)))
         return stacked
 
-    def _head_outputs(self, batches: list[_FeatureBatch]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _head_outputs(self, batches: list[_FeatureBatch]) -> list[JointOutput]:
         self.network.heads.eval()
         with torch.inference_mode():
-            return [self.network.heads(batch.pooled, batch.words, batch.word_mask) for batch in batches]
+            return [JointOutput(batch.pooled, *self.network.heads(batch.pooled, batch.words, batch.word_mask))
+                    for batch in batches]
 
 
 @dataclass(frozen=True)
@@ -539,8 +567,10 @@ def _encoder_as_served(network: JointModel, tokenizer: PreTrainedTokenizerBase,
 
 
 def _write_model(network: JointModel, tokenizer: PreTrainedTokenizerBase, card: ModelCard,
-                 metrics: dict[str, float], target: Path) -> None:
+                 metrics: dict[str, float], target: Path, vote: NeighbourVote) -> None:
     staging = staging_dir(target)
+    if card.vote_weight > 0:
+        vote.save(staging)
     save_file({name: tensor.contiguous() for name, tensor in network.heads.state_dict().items()},
               str(staging / HEADS_FILE))
     encoder: Any = network.encoder  # the trained transformers or peft model: each saves itself
