@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import torch
-from safetensors.numpy import load_file, save_file
+from safetensors.torch import load_file, save_file
+from torch.nn.functional import normalize
 
 NEIGHBOURS_FILE = "neighbours.safetensors"
 NEIGHBOURS = 10
@@ -25,6 +26,16 @@ SIMILARITY_TEMPERATURE = 0.05  # cosine similarities are close together; a sharp
 _WEIGHTS = np.round(np.linspace(0.0, 0.7, 15), 2)  # candidate shares of the vote, from none up
 
 FloatArray = npt.NDArray[np.float32]
+
+
+def kept_rows(labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Rows of the examples the vote keeps, in their order: at most MAX_PER_LABEL of each label (a seeded
+    sample), so training computes vectors only for these."""
+    rng = np.random.default_rng(0)
+    rows = [rng.choice(chosen, MAX_PER_LABEL, replace=False) if len(chosen) > MAX_PER_LABEL else chosen
+            for chosen in (np.flatnonzero(labels == label) for label in np.unique(labels))]
+    kept: npt.NDArray[np.int64] = np.sort(np.concatenate(rows))
+    return kept
 
 
 @dataclass(frozen=True)
@@ -39,19 +50,13 @@ class NeighbourVote:
     label_count: int
 
     @classmethod
-    def of(cls, vectors: FloatArray, labels: npt.NDArray[np.int64], label_count: int) -> NeighbourVote:
-        """The vote over these examples, at most MAX_PER_LABEL of each label (a seeded sample)."""
-        rng = np.random.default_rng(0)
-        kept = np.sort(np.concatenate([
-            rng.choice(rows, MAX_PER_LABEL, replace=False) if len(rows) > MAX_PER_LABEL else rows
-            for rows in (np.flatnonzero(labels == label) for label in np.unique(labels))]))
-        return cls(torch.from_numpy(_unit(vectors[kept].astype(np.float32))),
-                   torch.from_numpy(labels[kept].astype(np.int64)), label_count)
+    def of(cls, vectors: torch.Tensor, labels: torch.Tensor, label_count: int) -> NeighbourVote:
+        return cls(normalize(vectors.float(), dim=1), labels.long(), label_count)
 
     @torch.inference_mode()
     def votes(self, vectors: FloatArray) -> FloatArray:
         """Per message, the labels of its nearest training examples, each weighted by softmax of similarity."""
-        similarity = torch.from_numpy(_unit(vectors.astype(np.float32))) @ self.vectors.T  # messages × examples
+        similarity = normalize(torch.from_numpy(vectors).float(), dim=1) @ self.vectors.T  # messages × examples
         close, nearest = similarity.topk(min(NEIGHBOURS, similarity.shape[1]), dim=1)
         weights = torch.softmax(close / SIMILARITY_TEMPERATURE, dim=1)
         result = torch.zeros((len(vectors), self.label_count), dtype=torch.float32)
@@ -61,14 +66,12 @@ class NeighbourVote:
 
     def save(self, directory: Path) -> None:
         """Half precision on disk: 10,000 examples of 384 dimensions take 7.7 MB."""
-        save_file({"vectors": self.vectors.numpy().astype(np.float16), "labels": self.labels.numpy()},
-                  str(directory / NEIGHBOURS_FILE))
+        save_file({"vectors": self.vectors.half(), "labels": self.labels}, str(directory / NEIGHBOURS_FILE))
 
     @classmethod
     def load(cls, directory: Path, label_count: int) -> NeighbourVote:
         saved = load_file(str(directory / NEIGHBOURS_FILE))
-        return cls(torch.from_numpy(saved["vectors"].astype(np.float32)),
-                   torch.from_numpy(saved["labels"].astype(np.int64)), label_count)
+        return cls(saved["vectors"].float(), saved["labels"].long(), label_count)
 
 
 def mix(head: FloatArray, votes: FloatArray, weight: float) -> FloatArray:
@@ -91,7 +94,3 @@ def fit_vote_weight(head: FloatArray, votes: FloatArray, gold: npt.NDArray[np.in
 
     return float(max(_WEIGHTS, key=lambda weight: quality(float(weight))))
 
-
-def _unit(vectors: FloatArray) -> FloatArray:
-    unit: FloatArray = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return unit

@@ -45,7 +45,7 @@ from chatwright.nlu.model_files import (
     staging_dir,
     write_json,
 )
-from chatwright.nlu.neighbours import NeighbourVote, fit_vote_weight, mix
+from chatwright.nlu.neighbours import NeighbourVote, fit_vote_weight, kept_rows, mix
 from chatwright.nlu.precision import autocast, resolve, served
 from chatwright.nlu.trained_model import load_encoder
 from chatwright.training.calibration import fit_temperature, oos_threshold, softmax
@@ -140,22 +140,25 @@ class JointTrainer:
                             slots=len(task.tags) // 2)
             loop.run_contrastive(checkpoint)
         precision = served(settings.precision)
+        wants_vote = settings.vote_weight != 0
         if settings.mode in FROZEN_ENCODER:
             with _encoder_as_served(network, tokenizer, precision, settings.mode):  # heads learn what they will see
-                scores, epochs, vote = loop.run_quick()
+                scores, epochs, vote = loop.run_quick(wants_vote)
         else:
             scores, epochs = loop.run_fine_tuning(checkpoint)
             with _encoder_as_served(network, tokenizer, precision, settings.mode):
                 if precision != "bf16":
                     scores = loop.evaluate()  # calibrated on what the model will compute
-                vote = loop.neighbour_vote()
+                vote = loop.neighbour_vote() if wants_vote else None
         validation_labels = np.array([example.label for example in loop.validation], dtype=np.int64)
         temperature = fit_temperature(scores.logits, validation_labels)
-        head = softmax(scores.logits, temperature)
-        votes = vote.votes(scores.pooled)
-        vote_weight = (fit_vote_weight(head, votes, validation_labels) if settings.vote_weight is None
-                       else settings.vote_weight)
-        probabilities = mix(head, votes, vote_weight)
+        probabilities = head = softmax(scores.logits, temperature)
+        vote_weight = 0.0
+        if vote is not None:
+            votes = vote.votes(scores.pooled)
+            vote_weight = (fit_vote_weight(head, votes, validation_labels) if settings.vote_weight is None
+                           else settings.vote_weight)
+            probabilities = mix(head, votes, vote_weight)
         threshold = self._threshold(task, probabilities, validation_labels)
         seconds = time.perf_counter() - started
         card = ModelCard(kind=task.kind, mode=settings.mode, base_model=settings.base_model,
@@ -297,9 +300,9 @@ class _Loop:
         log.info("resuming training", stage=stage, checkpoint=str(checkpoint), after_epoch=state.epoch)
         return state
 
-    def run_quick(self) -> tuple[_Scores, int, NeighbourVote]:
-        """Heads only, on encoder features computed and batched once: seconds instead of minutes (and the
-        neighbour vote from the same features)."""
+    def run_quick(self, with_vote: bool) -> tuple[_Scores, int, NeighbourVote | None]:
+        """Heads only, on encoder features computed and batched once: seconds instead of minutes (and, when
+        asked, the neighbour vote from the same features)."""
         for parameter in self.network.encoder.parameters():
             parameter.requires_grad = False
         train_batches = self._feature_batches(self.train, _QUICK_BATCH, shuffle=True)
@@ -327,19 +330,25 @@ class _Loop:
                 break
         if best.weights is not None:
             heads.load_state_dict(best.weights)
-        vote = NeighbourVote.of(torch.cat([batch.pooled for batch in train_batches]).numpy(),
-                                torch.cat([batch.labels for batch in train_batches]).numpy(), len(self.task.labels))
+        vote = None
+        if with_vote:
+            pooled = torch.cat([batch.pooled for batch in train_batches])
+            labels = torch.cat([batch.labels for batch in train_batches])
+            rows = torch.from_numpy(kept_rows(labels.numpy()))
+            vote = NeighbourVote.of(pooled[rows], labels[rows], len(self.task.labels))
         return self._scores(self._head_outputs(validation_batches)), epoch, vote
 
     @torch.inference_mode()
     def neighbour_vote(self) -> NeighbourVote:
-        """The training examples' sentence vectors as the trained network computes them."""
+        """The kept training examples' sentence vectors as the trained network computes them."""
         self.network.eval()
+        rows = kept_rows(np.array([example.label for example in self.train], dtype=np.int64))
+        kept = [self.train[row] for row in rows]  # still in length order: batches need little padding
         with autocast(self.precision):
             pooled = [self.network.features(self._encode(examples))[0].float()
-                      for examples in self._batches(self.train, 64, shuffle=False)]
-        labels = np.array([example.label for example in self.train], dtype=np.int64)
-        return NeighbourVote.of(torch.cat(pooled).numpy(), labels, len(self.task.labels))
+                      for examples in self._batches(kept, 64, shuffle=False)]
+        labels = torch.tensor([example.label for example in kept])
+        return NeighbourVote.of(torch.cat(pooled), labels, len(self.task.labels))
 
     @torch.inference_mode()
     def evaluate(self) -> _Scores:
@@ -567,9 +576,9 @@ def _encoder_as_served(network: JointModel, tokenizer: PreTrainedTokenizerBase,
 
 
 def _write_model(network: JointModel, tokenizer: PreTrainedTokenizerBase, card: ModelCard,
-                 metrics: dict[str, float], target: Path, vote: NeighbourVote) -> None:
+                 metrics: dict[str, float], target: Path, vote: NeighbourVote | None) -> None:
     staging = staging_dir(target)
-    if card.vote_weight > 0:
+    if vote is not None and card.vote_weight > 0:
         vote.save(staging)
     save_file({name: tensor.contiguous() for name, tensor in network.heads.state_dict().items()},
               str(staging / HEADS_FILE))
