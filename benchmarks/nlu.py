@@ -56,6 +56,8 @@ def main() -> None:
                         help="keep the last step's weights (the comparison for weight averaging)")
     parser.add_argument("--no-intent-names", action="store_true",
                         help="do not add intent names as examples (the comparison for them)")
+    parser.add_argument("--no-crf", action="store_true",
+                        help="tag each word alone, without learned moves between tags (the comparison for the CRF)")
     parser.add_argument("--vote-weight", type=float, default=None,
                         help="fixed share of the nearest training examples' vote (0: the head alone, the "
                         "comparison for it); default: fitted on validation data")
@@ -74,7 +76,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = NluTrainingConfig(mode=args.mode, seed=args.seed, augment_copies=args.augment,
                                  precision=args.precision, weight_averaging=not args.no_weight_averaging,
-                                 intent_names_as_examples=not args.no_intent_names, vote_weight=args.vote_weight)
+                                 intent_names_as_examples=not args.no_intent_names, vote_weight=args.vote_weight,
+                                 crf=not args.no_crf)
     if args.epochs:
         settings = settings.model_copy(update={"epochs": args.epochs})
     if args.lora_rank:
@@ -84,7 +87,7 @@ def main() -> None:
         f"_{round(100 * args.train_fraction)}pct" if args.train_fraction < 1 else "") + (
         f"_augment{args.augment}" if args.augment else "") + ("_int8" if args.precision == "int8" else "") + (
         "_no_averaging" if args.no_weight_averaging else "") + ("_no_intent_names" if args.no_intent_names else "") + (
-        "_no_vote" if args.vote_weight == 0 else "")
+        "_no_vote" if args.vote_weight == 0 else "") + ("_no_crf" if args.no_crf else "")
     if args.task == "sst2":
         metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
                                  (args.customer_data, args.customer_heldout))
@@ -267,6 +270,8 @@ def _notes(task: str, settings: NluTrainingConfig) -> str:
                      else ", weights averaged over about the last epoch")
     names = ("" if task == "sst2" else "intent names as examples, " if settings.intent_names_as_examples
              else "no intent names as examples, ")
+    if task == "snips":
+        names += "slots tagged with a CRF, " if settings.crf else "slots tagged word by word (no CRF), "
     vote = ("the nearest training examples' vote mixed in at the share fitted on validation data (vote_weight)"
             if settings.vote_weight is None else f"the nearest training examples' vote at share {settings.vote_weight}")
     return (f"chatwright NLU trainer, mode {settings.mode}, base {settings.base_model}, seed {settings.seed}, "

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from chatwright.dialogue.types import Route
 from chatwright.models.onnx_encoder import OnnxEncoder
@@ -24,7 +25,7 @@ from chatwright.nlu.interpreter import NluInterpreter
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words
 from chatwright.nlu.model_files import intent_data_hash, read_card
 from chatwright.nlu.neighbours import NEIGHBOURS_FILE
-from chatwright.nlu.precision import native_bf16, resolve
+from chatwright.nlu.precision import bf16_pays, resolve
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
 from chatwright.nlu.trained_model import TorchOnOneThread, TrainedModel, load_encoder
 from chatwright.nlu.training_data import load_nlu_data, load_project_nlu_data
@@ -160,8 +161,24 @@ def test_quick_model_is_a_self_describing_directory(quick_project: AssistantProj
     assert card.intent_slots is not None and card.intent_slots["transfer_money"] == ["amount", "recipient"]
     assert card.word_context > 0  # frozen word states are read in context before tagging
     assert card.precision == resolve("auto")  # trained, calibrated and served in the same arithmetic
+    assert card.crf  # the tagger learned scores for moves between tags, saved with the heads
+    assert {"crf.start", "crf.transitions", "crf.end"} <= set(load_file(str(model_dir / "heads.safetensors")))
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["validation_accuracy"] >= 0.75
+
+
+def test_a_model_from_before_the_crf_still_loads_and_tags(quick_project: AssistantProject, tmp_path: Path) -> None:
+    older = shutil.copytree(quick_project.intent_model_dir, tmp_path / "older")
+    card = json.loads((older / "nlu.json").read_text())
+    del card["crf"]
+    (older / "nlu.json").write_text(json.dumps(card))
+    heads = load_file(str(older / "heads.safetensors"))
+    save_file({name: tensor for name, tensor in heads.items() if not name.startswith("crf.")},
+              str(older / "heads.safetensors"))
+    model = TrainedModel.load(older, root=quick_project.root)
+    assert not model.card.crf and model._network.heads.crf is None
+    [prediction] = model.predict(["send 20 euros to Tom"])
+    assert "amount" in [entity.slot for entity in prediction.entities]
 
 
 def test_quick_model_recognises_held_out_paraphrases(quick_project: AssistantProject) -> None:
@@ -177,7 +194,8 @@ def test_quick_model_recognises_held_out_paraphrases(quick_project: AssistantPro
             assert example.text[span.start:span.end] == span.value
 
 
-@pytest.mark.skipif(not native_bf16(), reason="this CPU has no bfloat16 in hardware; models serve in fp32")
+@pytest.mark.skipif(not bf16_pays(), reason="bfloat16 does not pay on this CPU (emulated or slower); models serve "
+                    "in fp32")
 def test_a_bf16_model_serves_the_same_answers_as_in_fp32(quick_project: AssistantProject, tmp_path: Path) -> None:
     served = TrainedModel.load(quick_project.intent_model_dir, root=quick_project.root)
     assert served.card.precision == "bf16"

@@ -132,11 +132,15 @@ class NluTrainingConfig(_Strict):
     max_tokens: int = Field(default=64, ge=8, description="subword tokens per message; longer ones are cut")
     precision: Precision = Field(
         default="auto", description="bf16 runs the encoder's products in bfloat16 (training and the model's "
-        "inference); auto: where the CPU has bfloat16 in hardware (AMX, AVX512-BF16), else fp32; fp32 and "
+        "inference); auto: where the CPU has bfloat16 in hardware (AMX, AVX512-BF16) and a timed probe finds it "
+        "faster, else fp32; fp32 and "
         "int8 encoders are served by ONNX Runtime; int8: the trained encoder's matrix products run in 8 bits, "
         "a little faster than fp32 and a smaller file, for some accuracy, most in slots of quick mode (quick "
         "and contrastive heads learn from int8 features; full and LoRA train in fp32 and are quantised before "
         "calibration)")
+    crf: bool = Field(
+        default=True, description="the slot tagger also learns scores for moves between tags (a linear-chain "
+        "CRF) and decodes with them, rather than deciding each word's tag alone")
     slots_by_intent: bool = Field(
         default=True, description="tag a message only with the slots its predicted intent's examples use")
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)

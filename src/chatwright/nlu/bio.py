@@ -9,12 +9,16 @@ the slots the predicted intent's examples use, so a `playlist` is never tagged i
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 OUTSIDE = "O"
 _FORBIDDEN = -1e9
+
+if TYPE_CHECKING:
+    from chatwright.nlu.crf import LearnedMoves
 
 
 def bio_tags(slots: Iterable[str]) -> list[str]:
@@ -42,8 +46,9 @@ def transition_mask(tags: Sequence[str]) -> tuple[npt.NDArray[np.float32], npt.N
 
 
 def viterbi(log_probs: npt.NDArray[np.float32], start: npt.NDArray[np.float32],
-            transitions: npt.NDArray[np.float32]) -> list[int]:
-    """Best allowed tag index per word, given per-word tag log-probabilities (words × tags)."""
+            transitions: npt.NDArray[np.float32], end: npt.NDArray[np.float32] | None = None) -> list[int]:
+    """Best allowed tag index per word, given per-word tag log-probabilities (words × tags) and scores for
+    starting on, moving between (from × to) and ending on tags."""
     if len(log_probs) == 0:
         return []
     score = log_probs[0] + start
@@ -52,6 +57,8 @@ def viterbi(log_probs: npt.NDArray[np.float32], start: npt.NDArray[np.float32],
         candidates = score[:, None] + transitions  # from × to
         back[word] = candidates.argmax(axis=0)
         score = candidates.max(axis=0) + log_probs[word]
+    if end is not None:
+        score = score + end
     best = [int(score.argmax())]
     for word in range(len(log_probs) - 1, 0, -1):
         best.append(int(back[word, best[-1]]))
@@ -66,11 +73,16 @@ def slot_penalty(tags: Sequence[str], slots: Iterable[str]) -> npt.NDArray[np.fl
 
 
 class TagDecoder:
-    """Valid BIO sequences, kept to the slots of the predicted intent when `intent_slots` is given."""
+    """Valid BIO sequences, kept to the slots of the predicted intent when `intent_slots` is given, and scored
+    with a CRF's learned moves when the model has them."""
 
-    def __init__(self, tags: Sequence[str], labels: Sequence[str],
-                 intent_slots: Mapping[str, Sequence[str]] | None) -> None:
+    def __init__(self, tags: Sequence[str], labels: Sequence[str], intent_slots: Mapping[str, Sequence[str]] | None,
+                 learned: LearnedMoves | None = None) -> None:
         self.start, self.transitions = transition_mask(tags)
+        self.end = None
+        if learned is not None:
+            self.start, self.transitions = self.start + learned.start, self.transitions + learned.transitions
+            self.end = learned.end
         self.penalties = None if intent_slots is None else np.stack(
             [slot_penalty(tags, intent_slots[label]) if label in intent_slots else np.zeros(len(tags), np.float32)
              for label in labels])
@@ -79,4 +91,4 @@ class TagDecoder:
         """Best allowed tag index per word (words × tags log-probabilities) for a message of intent `label`."""
         if self.penalties is not None:
             log_probs = log_probs + self.penalties[label]
-        return viterbi(log_probs, self.start, self.transitions)
+        return viterbi(log_probs, self.start, self.transitions, self.end)

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from chatwright.nlu.crf import TagTransitions
 from chatwright.nlu.markup import word_tokens
 
 
@@ -64,11 +65,14 @@ class JointHeads(nn.Module):
     """Intent and tag classifiers over encoder features; trained alone (quick mode) or with the encoder.
 
     A frozen encoder's word states were never taught where a slot starts and ends, so heads trained without
-    the encoder read them through a small bidirectional LSTM (`word_context` units a direction) first.
+    the encoder read them through a small bidirectional LSTM (`word_context` units a direction) first. With
+    `crf_tags` (the tag names) the tagger also learns scores for moves between tags (nlu/crf.py).
     """
 
-    def __init__(self, hidden: int, intents: int, tags: int, dropout: float = 0.1, word_context: int = 0) -> None:
+    def __init__(self, hidden: int, intents: int, tags: int, dropout: float = 0.1, word_context: int = 0,
+                 crf_tags: Sequence[str] | None = None) -> None:
         super().__init__()
+        self.crf = TagTransitions(crf_tags) if crf_tags is not None and len(crf_tags) > 1 else None
         self.dropout = nn.Dropout(dropout)
         self.intent = nn.Linear(hidden, intents)
         self.word_context = word_context

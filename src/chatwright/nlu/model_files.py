@@ -59,6 +59,7 @@ class ModelCard(BaseModel):
     intent_slots: dict[str, list[str]] | None = Field(
         default=None, description="slots each intent may be tagged with; null: every slot for every intent")
     word_context: int = Field(default=0, description="units a direction of the LSTM before the tag classifier; 0: none")
+    crf: bool = Field(default=False, description="the tagger has learned tag-to-tag scores (nlu/crf.py)")
     vote_weight: float = Field(
         default=0.0, ge=0.0, le=1.0, description="share of the nearest training examples' vote in the label "
         "probabilities (fitted on validation data); 0: the head alone")

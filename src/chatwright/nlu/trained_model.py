@@ -58,7 +58,9 @@ class TrainedModel:
         self._tokenizer = tokenizer
         self.precision = runs_in(card.precision)
         self._network = network.eval()
-        self._decoder = TagDecoder(card.tags, card.labels, card.intent_slots)
+        crf = network.heads.crf
+        self._decoder = TagDecoder(card.tags, card.labels, card.intent_slots,
+                                   crf.learned() if crf is not None else None)
         self._vote = vote
 
     @classmethod
@@ -132,7 +134,8 @@ def _network(directory: Path, card: ModelCard, root: Path | None) -> tuple[PreTr
         from peft import PeftModel  # only LoRA models need peft imported
 
         encoder = PeftModel.from_pretrained(encoder, str(directory / ADAPTER_DIR)).merge_and_unload()
-    heads = JointHeads(encoder.config.hidden_size, len(card.labels), len(card.tags), word_context=card.word_context)
+    heads = JointHeads(encoder.config.hidden_size, len(card.labels), len(card.tags), word_context=card.word_context,
+                       crf_tags=card.tags if card.crf else None)
     heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
     return tokenizer, JointModel(encoder, heads)
 

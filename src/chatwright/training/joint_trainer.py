@@ -128,7 +128,8 @@ class JointTrainer:
             # also saves a third of each optimiser step
             encoder.get_input_embeddings().weight.requires_grad = False
         word_context = _WORD_CONTEXT if settings.mode in FROZEN_ENCODER and len(task.tags) > 1 else 0
-        heads = JointHeads(encoder.config.hidden_size, len(task.labels), len(task.tags), word_context=word_context)
+        heads = JointHeads(encoder.config.hidden_size, len(task.labels), len(task.tags), word_context=word_context,
+                           crf_tags=task.tags if settings.crf else None)
         network = JointModel(encoder, heads)
         loop = _Loop(network, tokenizer, task, train, validation, settings, self._show_progress)
         checkpoint = target.with_name(f".{target.name}.checkpoint")
@@ -165,7 +166,8 @@ class JointTrainer:
                          max_tokens=settings.max_tokens, precision=precision, labels=task.labels, tags=task.tags,
                          temperature=temperature, oos_intent=task.oos_intent, oos_threshold=threshold,
                          neutral_below=task.neutral_below, intent_slots=task.intent_slots,
-                         word_context=heads.word_context, vote_weight=vote_weight, data_hash=task.data_hash,
+                         word_context=heads.word_context, crf=heads.crf is not None, vote_weight=vote_weight,
+                         data_hash=task.data_hash,
                          trained_at=datetime.now(UTC).isoformat(timespec="seconds"), epochs_run=epochs,
                          training_seconds=round(seconds, 1))
         metrics = {"validation_accuracy": round(scores.accuracy, 4),
@@ -212,7 +214,6 @@ class _Loop:
         self.intent_loss = nn.CrossEntropyLoss(weight=torch.tensor(weights / weights.mean(), dtype=torch.float32),
                                                label_smoothing=settings.label_smoothing)
         self.tag_loss = nn.CrossEntropyLoss()
-        self.decoder = TagDecoder(task.tags, task.labels, task.intent_slots)
         self.rng = random.Random(settings.seed)
 
     def run_fine_tuning(self, checkpoint: Path) -> tuple[_Scores, int]:
@@ -238,8 +239,9 @@ class _Loop:
                             disable=not self.show_progress, leave=False)
             for examples in progress:
                 with autocast(self.precision):
-                    outputs = self.network(self._encode(examples))
-                loss = self._loss(outputs.intent, outputs.tags, *self._targets(examples))
+                    encoded = self._encode(examples)
+                    outputs = self.network(encoded)
+                loss = self._loss(outputs.intent, outputs.tags, encoded.word_mask, *self._targets(examples))
                 _step(loss, optimizer, scheduler)
                 average.update()
                 progress.set_postfix(loss=f"{loss.item():.3f}")
@@ -319,7 +321,7 @@ class _Loop:
             heads.train()
             for batch in self.rng.sample(train_batches, len(train_batches)):
                 intent_logits, tag_logits = heads(batch.pooled, batch.words, batch.word_mask)
-                loss = self._loss(intent_logits, tag_logits, batch.labels, batch.tags)
+                loss = self._loss(intent_logits, tag_logits, batch.word_mask, batch.labels, batch.tags)
                 torch.autograd.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad()
@@ -370,25 +372,35 @@ class _Loop:
         if not self.has_tags:
             return _Scores(logits, pooled, accuracy, None)
         tag_names = self.task.tags
+        crf = self.network.heads.crf
+        decoder = TagDecoder(tag_names, self.task.labels, self.task.intent_slots,
+                             crf.learned() if crf is not None else None)  # the moves as trained so far
         predicted: list[list[str]] = []
         intents = iter(logits.argmax(axis=1))
         for output in outputs:
             log_probs = torch.log_softmax(output.tags.float(), dim=-1).numpy()
-            predicted += [[tag_names[i] for i in self.decoder.decode(rows, int(next(intents)))] for rows in log_probs]
+            predicted += [[tag_names[i] for i in decoder.decode(rows, int(next(intents)))] for rows in log_probs]
         expected = [[tag_names[t] for t in example.tags] for example in self.validation]
         predicted = [tags[:len(gold_tags)] for tags, gold_tags in zip(predicted, expected, strict=True)]
         slot_f1 = float(f1_score(expected, predicted)) if any(t != "O" for seq in expected for t in seq) else 1.0
         return _Scores(logits, pooled, accuracy, slot_f1)
 
-    def _loss(self, intent_logits: torch.Tensor, tag_logits: torch.Tensor, labels: torch.Tensor,
-              tags: torch.Tensor) -> torch.Tensor:
+    def _loss(self, intent_logits: torch.Tensor, tag_logits: torch.Tensor, word_mask: torch.Tensor,
+              labels: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
         intent_logits, tag_logits = intent_logits.float(), tag_logits.float()  # bf16 under autocast
         loss: torch.Tensor = self.intent_loss(intent_logits, labels)
-        if self.has_tags:
-            words = tag_logits.shape[1]
-            gold = nn.functional.pad(tags[:, :words], (0, max(words - tags.shape[1], 0)), value=-100)
-            loss = loss + self.tag_loss(tag_logits.reshape(-1, tag_logits.size(-1)), gold.reshape(-1))
-        return loss
+        if not self.has_tags:
+            return loss
+        words = tag_logits.shape[1]
+        gold = nn.functional.pad(tags[:, :words], (0, max(words - tags.shape[1], 0)), value=-100)
+        gold = gold.masked_fill(~word_mask, -100)  # words past the token budget have no state of their own
+        crf = self.network.heads.crf
+        if crf is None:
+            words_loss: torch.Tensor = self.tag_loss(tag_logits.reshape(-1, tag_logits.size(-1)), gold.reshape(-1))
+            return loss + words_loss
+        # per word, as the word classifier's loss is, so the balance against the intent loss stays the same
+        sequences: torch.Tensor = crf.negative_log_likelihood(tag_logits, gold, word_mask)
+        return loss + sequences / (gold >= 0).sum().clamp(min=1)
 
     @staticmethod
     def _targets(examples: Sequence[TaggedExample]) -> tuple[torch.Tensor, torch.Tensor]:
