@@ -46,7 +46,7 @@ def test_likelihood_is_the_gold_score_against_all_valid_sequences_by_brute_force
     valid = [seq for seq in itertools.product(range(len(TAGS)), repeat=4) if _valid(seq)]
     partition = torch.logsumexp(torch.stack([_score(crf, emissions[0], seq) for seq in valid]), dim=0)
     expected = partition - _score(crf, emissions[0], gold)
-    found = crf.negative_log_likelihood(emissions, torch.tensor([gold]), torch.ones(1, 4, dtype=torch.bool))
+    found = crf.negative_log_likelihood(emissions, torch.tensor([gold]))
     assert torch.allclose(found, expected, atol=1e-4)
     assert len(valid) < len(TAGS) ** 4  # the forbidden moves really were left out
 
@@ -55,15 +55,14 @@ def test_a_short_message_padded_in_a_batch_keeps_its_own_likelihood() -> None:
     crf = _random_crf(2)
     generator = torch.Generator().manual_seed(3)
     short = torch.randn(1, 2, len(TAGS), generator=generator)
-    alone = crf.negative_log_likelihood(short, torch.tensor([[3, 4]]), torch.ones(1, 2, dtype=torch.bool))
+    alone = crf.negative_log_likelihood(short, torch.tensor([[3, 4]]))
     long = torch.randn(1, 5, len(TAGS), generator=generator)
     long_tags = torch.tensor([[0, 1, 2, 2, 0]])
-    long_alone = crf.negative_log_likelihood(long, long_tags, torch.ones(1, 5, dtype=torch.bool))
+    long_alone = crf.negative_log_likelihood(long, long_tags)
     padded = torch.cat([torch.cat([short, torch.randn(1, 3, len(TAGS), generator=generator)], dim=1), long])
     tags = torch.cat([torch.tensor([[3, 4, -100, -100, -100]]), long_tags])
-    mask = torch.tensor([[True, True, False, False, False], [True] * 5])
-    assert torch.allclose(crf.negative_log_likelihood(padded, tags, mask), alone + long_alone, atol=1e-4)
-    nothing = crf.negative_log_likelihood(padded[:1], torch.full((1, 5), -100), mask[:1])
+    assert torch.allclose(crf.negative_log_likelihood(padded, tags), alone + long_alone, atol=1e-4)
+    nothing = crf.negative_log_likelihood(padded[:1], torch.full((1, 5), -100))
     assert nothing.item() == 0.0  # a message without words adds nothing
 
 
@@ -75,7 +74,7 @@ def test_trained_moves_decide_a_word_its_own_scores_leave_open() -> None:
     emissions = torch.zeros(1, 2, len(TAGS))
     gold = torch.tensor([[TAGS.index("B-playlist"), TAGS.index("I-playlist")]])
     for _ in range(50):
-        loss = crf.negative_log_likelihood(emissions, gold, torch.ones(1, 2, dtype=torch.bool))
+        loss = crf.negative_log_likelihood(emissions, gold)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()

@@ -46,10 +46,10 @@ class TagTransitions(nn.Module):
         self.register_buffer("forbidden_start", torch.from_numpy(forbidden_start), persistent=False)
         self.register_buffer("forbidden", torch.from_numpy(forbidden), persistent=False)
 
-    def negative_log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def negative_log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
         """Summed over messages: -log p(gold tags | word scores), for word scores `emissions` (messages × words ×
-        tags), gold `tags` (messages × words) and `mask` (True for each message's words, a prefix of them)."""
-        mask = mask & (tags >= 0)
+        tags) and gold `tags` (messages × words), negative (-100) after each message's last word."""
+        mask = tags >= 0
         present = mask.any(dim=1)
         emissions, tags, mask = emissions[present].float(), tags[present].clamp(min=0), mask[present]
         if not len(tags):
@@ -63,7 +63,8 @@ class TagTransitions(nn.Module):
         gold = gold + self.end[last]
         alpha = start + emissions[:, 0]  # messages × tags: log-sum of every path's score ending on each tag
         # the log-sum over previous tags as a product with exp(transitions), shifted by each row's largest
-        # score: 15 times faster than logsumexp over messages × tags × tags, forwards and backwards
+        # score: forwards and backwards, 15 times faster than logsumexp over messages × tags × tags (timed by
+        # hand: 11-20 ms against 170 ms for 32 messages of 20 words and 73 tags)
         moves = transitions.exp()  # forbidden moves become 0
         for word in range(1, emissions.size(1)):
             top = alpha.max(dim=1, keepdim=True).values

@@ -7,7 +7,7 @@ sentence); the tagging head reads the first sub-word of every word, so tags live
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.crf import TagTransitions
 from chatwright.nlu.markup import word_tokens
 
@@ -90,6 +91,11 @@ class JointHeads(nn.Module):
         else:
             words = self.dropout(word_states)
         return intent, self.tags(self.dropout(words))
+
+    def tag_decoder(self, tags: Sequence[str], labels: Sequence[str],
+                    intent_slots: Mapping[str, Sequence[str]] | None) -> TagDecoder:
+        """The decoder for these heads' tag scores, with the CRF's moves as they are now when there is one."""
+        return TagDecoder(tags, labels, intent_slots, self.crf.learned() if self.crf is not None else None)
 
     def _locked_dropout(self, word_states: torch.Tensor) -> torch.Tensor:
         """Dropout with one mask per message shared by all its words, as recurrent layers are usually fed

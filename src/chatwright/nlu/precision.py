@@ -4,9 +4,9 @@ CPUs with AMX or AVX512-BF16 can multiply bfloat16 matrices several times faster
 fine-tuning time and per-message latency; elsewhere bfloat16 is emulated and slower. The flag alone does not
 settle it: a 2-core AMD EPYC with AVX512-BF16 fine-tuned 2.5-3 times faster in bf16, but a 2-core Xeon (family
 6 model 207, AMX hidden by its hypervisor) fine-tuned MiniLM 1.5 times slower (a batch forwards and backwards:
-0.36 s against 0.24 s in fp32). So `auto` turns bf16 on only where the CPU has the flag and a short timed probe
-of one encoder-sized matrix product finds bf16 clearly faster. Autocast keeps the weights in float32 and runs
-only the matrix products in bfloat16. Float32 and int8 models are served by ONNX Runtime
+0.36 s against 0.24 s in fp32, timed by hand). So `auto` turns bf16 on only where the CPU has the flag and a
+short timed probe of one encoder-sized matrix product finds bf16 clearly faster. Autocast keeps the weights in
+float32 and runs only the matrix products in bfloat16. Float32 and int8 models are served by ONNX Runtime
 (`onnx_encoder.served_encoder`); `quantised_int8` is PyTorch's int8 copy, which serves where an encoder cannot
 be exported.
 """

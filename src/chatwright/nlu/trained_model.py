@@ -26,7 +26,6 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from chatwright.errors import ModelLoadError
 from chatwright.models.onnx_encoder import OnnxEncoder, in_pytorch, load_after_release, onnx_graph
 from chatwright.models.registry import encoder_location
-from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import JointHeads, JointModel, encode_words, split_words
 from chatwright.nlu.markup import EntitySpan
 from chatwright.nlu.model_files import ADAPTER_DIR, ENCODER_DIR, ENCODER_SAVED, HEADS_FILE, ModelCard, read_card
@@ -58,9 +57,7 @@ class TrainedModel:
         self._tokenizer = tokenizer
         self.precision = runs_in(card.precision)
         self._network = network.eval()
-        crf = network.heads.crf
-        self._decoder = TagDecoder(card.tags, card.labels, card.intent_slots,
-                                   crf.learned() if crf is not None else None)
+        self._decoder = network.heads.tag_decoder(card.tags, card.labels, card.intent_slots)
         self._vote = vote
 
     @classmethod

@@ -31,7 +31,6 @@ from transformers import PreTrainedTokenizerBase
 from chatwright.config import NluTrainingConfig, TrainingMode
 from chatwright.models.onnx_encoder import served_encoder
 from chatwright.models.registry import available_cpus, encoder_location
-from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import EncodedBatch, JointHeads, JointModel, JointOutput, encode_words
 from chatwright.nlu.model_files import (
     ADAPTER_DIR,
@@ -372,9 +371,7 @@ class _Loop:
         if not self.has_tags:
             return _Scores(logits, pooled, accuracy, None)
         tag_names = self.task.tags
-        crf = self.network.heads.crf
-        decoder = TagDecoder(tag_names, self.task.labels, self.task.intent_slots,
-                             crf.learned() if crf is not None else None)  # the moves as trained so far
+        decoder = self.network.heads.tag_decoder(tag_names, self.task.labels, self.task.intent_slots)
         predicted: list[list[str]] = []
         intents = iter(logits.argmax(axis=1))
         for output in outputs:
@@ -399,7 +396,7 @@ class _Loop:
             words_loss: torch.Tensor = self.tag_loss(tag_logits.reshape(-1, tag_logits.size(-1)), gold.reshape(-1))
             return loss + words_loss
         # per word, as the word classifier's loss is, so the balance against the intent loss stays the same
-        sequences: torch.Tensor = crf.negative_log_likelihood(tag_logits, gold, word_mask)
+        sequences: torch.Tensor = crf.negative_log_likelihood(tag_logits, gold)
         return loss + sequences / (gold >= 0).sum().clamp(min=1)
 
     @staticmethod
