@@ -58,6 +58,8 @@ def main() -> None:
                         help="do not add intent names as examples (the comparison for them)")
     parser.add_argument("--no-crf", action="store_true",
                         help="tag each word alone, without learned moves between tags (the comparison for the CRF)")
+    parser.add_argument("--no-joint-decoding", action="store_true",
+                        help="decide the intent first, then its slots (the comparison for joint decoding)")
     parser.add_argument("--vote-weight", type=float, default=None,
                         help="fixed share of the nearest training examples' vote (0: the head alone, the "
                         "comparison for it); default: fitted on validation data")
@@ -77,7 +79,7 @@ def main() -> None:
     settings = NluTrainingConfig(mode=args.mode, seed=args.seed, augment_copies=args.augment,
                                  precision=args.precision, weight_averaging=not args.no_weight_averaging,
                                  intent_names_as_examples=not args.no_intent_names, vote_weight=args.vote_weight,
-                                 crf=not args.no_crf)
+                                 crf=not args.no_crf, joint_decoding=not args.no_joint_decoding)
     if args.epochs:
         settings = settings.model_copy(update={"epochs": args.epochs})
     if args.lora_rank:
@@ -87,7 +89,8 @@ def main() -> None:
         f"_{round(100 * args.train_fraction)}pct" if args.train_fraction < 1 else "") + (
         f"_augment{args.augment}" if args.augment else "") + ("_int8" if args.precision == "int8" else "") + (
         "_no_averaging" if args.no_weight_averaging else "") + ("_no_intent_names" if args.no_intent_names else "") + (
-        "_no_vote" if args.vote_weight == 0 else "") + ("_no_crf" if args.no_crf else "")
+        "_no_vote" if args.vote_weight == 0 else "") + ("_no_crf" if args.no_crf else "") + (
+        "_no_joint" if args.no_joint_decoding and args.task == "snips" else "")
     if args.task == "sst2":
         metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
                                  (args.customer_data, args.customer_heldout))
@@ -114,6 +117,9 @@ def _intents(task: str, data: Path, settings: NluTrainingConfig, work: Path, fra
         train_intent_model(train, settings, work / "model", validation=validation)
     model_dir = existing or work / "model"
     classifier = IntentSlotClassifier.load(model_dir)
+    card = classifier.model.card
+    if card.joint_decoding != (settings.joint_decoding and bool(card.intent_slots) and len(card.tags) > 1):
+        raise SystemExit(f"{model_dir} has joint_decoding {card.joint_decoding}; pass --no-joint-decoding to match")
     examples = test.examples()
     predictions = predict_intents(classifier, examples)
     # these datasets have no out-of-scope class: score the classifier's own choice, as published results do,
@@ -121,7 +127,6 @@ def _intents(task: str, data: Path, settings: NluTrainingConfig, work: Path, fra
     scores = evaluate_nlu([replace(p, intent=p.ranking[0][0]) for p in predictions])
     with_rejection = evaluate_nlu(predictions)
     served = _fresh_process_timings("intent_slots", model_dir, [e.text for e in examples])
-    card = classifier.model.card
     metrics: dict[str, Any] = {
         "intent_accuracy": round(100 * scores.intent_accuracy, 2),
         "intent_macro_f1": round(100 * scores.intent_macro_f1, 2),
@@ -272,6 +277,8 @@ def _notes(task: str, settings: NluTrainingConfig) -> str:
              else "no intent names as examples, ")
     if task == "snips":
         names += "slots tagged with a CRF, " if settings.crf else "slots tagged word by word (no CRF), "
+        names += ("intent and slots decided jointly, " if settings.joint_decoding
+                  else "intent decided first, then its slots, ")
     vote = ("the nearest training examples' vote mixed in at the share fitted on validation data (vote_weight)"
             if settings.vote_weight is None else f"the nearest training examples' vote at share {settings.vote_weight}")
     return (f"chatwright NLU trainer, mode {settings.mode}, base {settings.base_model}, seed {settings.seed}, "

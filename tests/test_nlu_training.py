@@ -65,7 +65,7 @@ def test_decoding_keeps_to_the_slots_of_the_predicted_intent() -> None:
 
 def test_tags_of_a_message_do_not_depend_on_the_longer_messages_batched_with_it() -> None:
     torch.manual_seed(0)
-    heads = JointHeads(hidden=8, intents=3, tags=5, word_context=4).eval()
+    heads = JointHeads(hidden=8, intents=3, tags=bio_tags(["a", "b"]), word_context=4).eval()
     words = torch.randn(1, 3, 8)
     pooled = torch.randn(1, 8)
     alone_intent, alone_tags = heads(pooled, words, torch.ones(1, 3, dtype=torch.bool))
@@ -77,7 +77,7 @@ def test_tags_of_a_message_do_not_depend_on_the_longer_messages_batched_with_it(
 
 
 def test_heads_without_slots_skip_the_word_path_and_draw_no_dropout_for_it() -> None:
-    heads = JointHeads(hidden=8, intents=3, tags=1).train()
+    heads = JointHeads(hidden=8, intents=3, tags=["O"]).train()
     pooled, words = torch.randn(2, 8), torch.randn(2, 5, 8)
     torch.manual_seed(0)
     intent, tags = heads(pooled, words, torch.ones(2, 5, dtype=torch.bool))
@@ -88,7 +88,7 @@ def test_heads_without_slots_skip_the_word_path_and_draw_no_dropout_for_it() -> 
 
 
 def test_words_read_in_context_lose_the_same_features_in_every_word_of_a_message() -> None:
-    heads = JointHeads(hidden=6, intents=2, tags=3, dropout=0.5, word_context=2).train()
+    heads = JointHeads(hidden=6, intents=2, tags=bio_tags(["a"]), dropout=0.5, word_context=2).train()
     words = torch.ones(4, 7, 6)
     torch.manual_seed(0)
     dropped = heads._locked_dropout(words)
@@ -162,6 +162,7 @@ def test_quick_model_is_a_self_describing_directory(quick_project: AssistantProj
     assert card.word_context > 0  # frozen word states are read in context before tagging
     assert card.precision == resolve("auto")  # trained, calibrated and served in the same arithmetic
     assert card.crf  # the tagger learned scores for moves between tags, saved with the heads
+    assert card.joint_decoding  # intent and slots are decided together, the threshold calibrated on that
     assert {"crf.start", "crf.transitions", "crf.end"} <= set(load_file(str(model_dir / "heads.safetensors")))
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["validation_accuracy"] >= 0.75
@@ -170,15 +171,30 @@ def test_quick_model_is_a_self_describing_directory(quick_project: AssistantProj
 def test_a_model_from_before_the_crf_still_loads_and_tags(quick_project: AssistantProject, tmp_path: Path) -> None:
     older = shutil.copytree(quick_project.intent_model_dir, tmp_path / "older")
     card = json.loads((older / "nlu.json").read_text())
-    del card["crf"]
+    del card["crf"], card["joint_decoding"]
     (older / "nlu.json").write_text(json.dumps(card))
     heads = load_file(str(older / "heads.safetensors"))
     save_file({name: tensor for name, tensor in heads.items() if not name.startswith("crf.")},
               str(older / "heads.safetensors"))
     model = TrainedModel.load(older, root=quick_project.root)
-    assert not model.card.crf and model._network.heads.crf is None
+    assert not model.card.crf and model._network.heads.crf is None and not model.card.joint_decoding
     [prediction] = model.predict(["send 20 euros to Tom"])
     assert "amount" in [entity.slot for entity in prediction.entities]
+
+
+def test_joint_decoding_keeps_each_intent_to_its_own_slots(quick_project: AssistantProject) -> None:
+    joint = TrainedModel.load(quick_project.intent_model_dir, root=quick_project.root)
+    card = joint.card
+    assert card.joint_decoding and card.intent_slots is not None
+    messages = ["send 20 euros to Tom", "block my Visa card", "what are the fees", "pay 5 pounds to Ann now"]
+    apart = TrainedModel(card.model_copy(update={"joint_decoding": False}), joint._tokenizer, joint._network,
+                         joint._vote)
+    for together, first in zip(joint.predict(messages), apart.predict(messages), strict=True):
+        assert abs(float(together.probabilities.sum()) - 1.0) < 1e-5
+        label = card.labels[int(together.probabilities.argmax())]
+        assert {entity.slot for entity in together.entities} <= set(card.intent_slots[label])
+        if label == card.labels[int(first.probabilities.argmax())]:
+            assert together.entities == first.entities  # same intent: the same best tags for it
 
 
 def test_quick_model_recognises_held_out_paraphrases(quick_project: AssistantProject) -> None:
@@ -236,7 +252,7 @@ def test_an_int8_lora_model_is_calibrated_merged_and_quantised_and_saved_as_trai
     for name, parameter in adapted.named_parameters():
         if "lora_B" in name:  # a freshly made adapter changes nothing: give it something to merge
             torch.nn.init.normal_(parameter, std=0.3)
-    network = JointModel(adapted, JointHeads(encoder.config.hidden_size, 3, 1)).eval()
+    network = JointModel(adapted, JointHeads(encoder.config.hidden_size, 3, ["O"])).eval()
     with torch.inference_mode():
         exact = network.features(batch)[0]
         with _encoder_as_served(network, tokenizer, "int8", "lora"):

@@ -143,6 +143,10 @@ class NluTrainingConfig(_Strict):
         "CRF) and decodes with them, rather than deciding each word's tag alone")
     slots_by_intent: bool = Field(
         default=True, description="tag a message only with the slots its predicted intent's examples use")
+    joint_decoding: bool = Field(
+        default=True, description="with slots_by_intent, decide intent and slots together: an intent's "
+        "probability is weighed by how likely its best tags are, so slots the tagger is sure of can overturn "
+        "a close intent decision")
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
     seed: int = 42
     augment_copies: int = Field(default=0, ge=0, description="augmented copies per annotated example; 0 = off")

@@ -51,18 +51,30 @@ def viterbi(log_probs: npt.NDArray[np.float32], start: npt.NDArray[np.float32],
     starting on, moving between (from × to) and ending on tags."""
     if len(log_probs) == 0:
         return []
-    score = log_probs[0] + start
+    _, paths = best_paths(log_probs[None], start, transitions, end)
+    return [int(tag) for tag in paths[0]]
+
+
+def best_paths(log_probs: npt.NDArray[np.float32], start: npt.NDArray[np.float32],
+               transitions: npt.NDArray[np.float32], end: npt.NDArray[np.float32] | None = None
+               ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Viterbi over several scorings of one message at once (variants × words × tags, at least one word):
+    each variant's best path score and its path (variants × words)."""
+    variants, words, _ = log_probs.shape
+    score = log_probs[:, 0] + start
     back = np.zeros(log_probs.shape, dtype=np.int64)
-    for word in range(1, len(log_probs)):
-        candidates = score[:, None] + transitions  # from × to
-        back[word] = candidates.argmax(axis=0)
-        score = candidates.max(axis=0) + log_probs[word]
+    for word in range(1, words):
+        candidates = score[:, :, None] + transitions  # variants × from × to
+        back[:, word] = candidates.argmax(axis=1)
+        score = candidates.max(axis=1) + log_probs[:, word]
     if end is not None:
         score = score + end
-    best = [int(score.argmax())]
-    for word in range(len(log_probs) - 1, 0, -1):
-        best.append(int(back[word, best[-1]]))
-    return best[::-1]
+    paths = np.zeros((variants, words), dtype=np.int64)
+    paths[:, -1] = score.argmax(axis=1)
+    rows = np.arange(variants)
+    for word in range(words - 1, 0, -1):
+        paths[:, word - 1] = back[rows, word, paths[:, word]]
+    return score.max(axis=1), paths
 
 
 def slot_penalty(tags: Sequence[str], slots: Iterable[str]) -> npt.NDArray[np.float32]:
@@ -92,3 +104,36 @@ class TagDecoder:
         if self.penalties is not None:
             log_probs = log_probs + self.penalties[label]
         return viterbi(log_probs, self.start, self.transitions, self.end)
+
+    def decode_jointly(self, log_probs: npt.NDArray[np.float32],
+                       probabilities: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], list[int]]:
+        """Intent and tags decided together: each intent's probability times the likelihood of its best tags
+        (kept to its slots), renormalised, and the tags of the intent that wins.
+
+        Where the likeliest tags fit the likeliest intent, nothing changes. Where that intent would have to
+        drop a slot the tagger is sure of, an intent whose slots explain the words can win instead. Only the
+        intents that could win are decoded: an intent's tags score at most the unconstrained best, so one
+        whose probability cannot make up the top intent's shortfall keeps that bound, which leaves it below
+        the top intent and never raises the winner's confidence.
+        """
+        if self.penalties is None or len(log_probs) == 0:
+            return probabilities, self.decode(log_probs, int(probabilities.argmax()))
+        top = int(probabilities.argmax())
+        (bound, top_score), (_, top_path) = best_paths(np.stack([log_probs, log_probs + self.penalties[top]]),
+                                                        self.start, self.transitions, self.end)
+        with np.errstate(divide="ignore"):
+            log_prior = np.log(probabilities)
+        path_scores = np.full(len(probabilities), bound)
+        path_scores[top] = top_score
+        paths = {top: top_path}
+        others = np.flatnonzero(log_prior + bound >= log_prior[top] + top_score)
+        others = others[others != top]
+        if len(others):
+            scores, their_paths = best_paths(log_probs[None] + self.penalties[others][:, None],
+                                             self.start, self.transitions, self.end)
+            path_scores[others] = scores
+            paths.update(zip(others.tolist(), their_paths, strict=True))
+        weights = log_prior + path_scores
+        joint = np.exp(weights - weights.max())
+        joint = (joint / joint.sum()).astype(np.float32)
+        return joint, [int(tag) for tag in paths[int(joint.argmax())]]

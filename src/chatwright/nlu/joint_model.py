@@ -67,18 +67,19 @@ class JointHeads(nn.Module):
 
     A frozen encoder's word states were never taught where a slot starts and ends, so heads trained without
     the encoder read them through a small bidirectional LSTM (`word_context` units a direction) first. With
-    `crf_tags` (the tag names) the tagger also learns scores for moves between tags (nlu/crf.py).
+    `crf` the tagger also learns scores for moves between tags (nlu/crf.py).
     """
 
-    def __init__(self, hidden: int, intents: int, tags: int, dropout: float = 0.1, word_context: int = 0,
-                 crf_tags: Sequence[str] | None = None) -> None:
+    def __init__(self, hidden: int, intents: int, tags: Sequence[str], *, dropout: float = 0.1,
+                 word_context: int = 0, crf: bool = False) -> None:
         super().__init__()
-        self.crf = TagTransitions(crf_tags) if crf_tags is not None and len(crf_tags) > 1 else None
+        self.tag_names = list(tags)
+        self.crf = TagTransitions(self.tag_names) if crf and len(self.tag_names) > 1 else None
         self.dropout = nn.Dropout(dropout)
         self.intent = nn.Linear(hidden, intents)
         self.word_context = word_context
         self.context = nn.LSTM(hidden, word_context, batch_first=True, bidirectional=True) if word_context else None
-        self.tags = nn.Linear(2 * word_context if word_context else hidden, max(tags, 1))
+        self.tags = nn.Linear(2 * word_context if word_context else hidden, max(len(self.tag_names), 1))
 
     def forward(self, pooled: torch.Tensor, word_states: torch.Tensor,
                 word_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,10 +93,9 @@ class JointHeads(nn.Module):
             words = self.dropout(word_states)
         return intent, self.tags(self.dropout(words))
 
-    def tag_decoder(self, tags: Sequence[str], labels: Sequence[str],
-                    intent_slots: Mapping[str, Sequence[str]] | None) -> TagDecoder:
+    def tag_decoder(self, labels: Sequence[str], intent_slots: Mapping[str, Sequence[str]] | None) -> TagDecoder:
         """The decoder for these heads' tag scores, with the CRF's moves as they are now when there is one."""
-        return TagDecoder(tags, labels, intent_slots, self.crf.learned() if self.crf is not None else None)
+        return TagDecoder(self.tag_names, labels, intent_slots, self.crf.learned() if self.crf is not None else None)
 
     def _locked_dropout(self, word_states: torch.Tensor) -> torch.Tensor:
         """Dropout with one mask per message shared by all its words, as recurrent layers are usually fed

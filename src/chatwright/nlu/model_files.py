@@ -60,6 +60,9 @@ class ModelCard(BaseModel):
         default=None, description="slots each intent may be tagged with; null: every slot for every intent")
     word_context: int = Field(default=0, description="units a direction of the LSTM before the tag classifier; 0: none")
     crf: bool = Field(default=False, description="the tagger has learned tag-to-tag scores (nlu/crf.py)")
+    joint_decoding: bool = Field(
+        default=False, description="intent and tags are decided together (TagDecoder.decode_jointly), and the "
+        "out-of-scope threshold was calibrated on those probabilities")
     vote_weight: float = Field(
         default=0.0, ge=0.0, le=1.0, description="share of the nearest training examples' vote in the label "
         "probabilities (fitted on validation data); 0: the head alone")

@@ -57,7 +57,7 @@ class TrainedModel:
         self._tokenizer = tokenizer
         self.precision = runs_in(card.precision)
         self._network = network.eval()
-        self._decoder = network.heads.tag_decoder(card.tags, card.labels, card.intent_slots)
+        self._decoder = network.heads.tag_decoder(card.labels, card.intent_slots)
         self._vote = vote
 
     @classmethod
@@ -97,18 +97,22 @@ class TrainedModel:
                 probabilities = mix(probabilities, self._vote.votes(pooled.float().numpy()), self.card.vote_weight)
             tag_log_probs = special.log_softmax(tag_logits.float().numpy(), axis=-1)
             for row, (text, (words, spans)) in enumerate(zip(chunk, split, strict=True)):
-                kept = batch.word_mask[row, :len(words)].numpy()
-                label = int(probabilities[row].argmax())
-                entities = self._entities(text, spans, tag_log_probs[row, :len(words)], kept, label)
-                results.append(RawPrediction(probabilities[row], entities))
+                kept = int(batch.word_mask[row, :len(words)].sum())  # the words within the token budget
+                row_probabilities, tags = self._decide(probabilities[row], tag_log_probs[row, :kept])
+                entities = spans_from_tags(text, spans, tags + ["O"] * (len(words) - kept)) if tags else ()
+                results.append(RawPrediction(row_probabilities, entities))
         return results
 
-    def _entities(self, text: str, spans: list[tuple[int, int]], log_probs: npt.NDArray[np.float32],
-                  kept: npt.NDArray[np.bool_], label: int) -> tuple[EntitySpan, ...]:
-        if len(self.card.tags) <= 1 or not spans:
-            return ()
-        tags = [self.card.tags[i] for i in self._decoder.decode(log_probs, label)]
-        return spans_from_tags(text, spans, [tag if keep else "O" for tag, keep in zip(tags, kept, strict=True)])
+    def _decide(self, probabilities: npt.NDArray[np.float32],
+                log_probs: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], list[str]]:
+        """The message's label probabilities and its words' tags (none when the model tags nothing)."""
+        if len(self.card.tags) <= 1 or not len(log_probs):
+            return probabilities, []
+        if self.card.joint_decoding:
+            probabilities, tags = self._decoder.decode_jointly(log_probs, probabilities)
+        else:
+            tags = self._decoder.decode(log_probs, int(probabilities.argmax()))
+        return probabilities, [self.card.tags[i] for i in tags]
 
 
 def _vote(directory: Path, card: ModelCard) -> NeighbourVote | None:
@@ -131,8 +135,8 @@ def _network(directory: Path, card: ModelCard, root: Path | None) -> tuple[PreTr
         from peft import PeftModel  # only LoRA models need peft imported
 
         encoder = PeftModel.from_pretrained(encoder, str(directory / ADAPTER_DIR)).merge_and_unload()
-    heads = JointHeads(encoder.config.hidden_size, len(card.labels), len(card.tags), word_context=card.word_context,
-                       crf_tags=card.tags if card.crf else None)
+    heads = JointHeads(encoder.config.hidden_size, len(card.labels), card.tags, word_context=card.word_context,
+                       crf=card.crf)
     heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
     return tokenizer, JointModel(encoder, heads)
 

@@ -92,12 +92,14 @@ class TrainingOutcome:
 
 @dataclass
 class _Scores:
-    """Validation outputs of one pass: logits, sentence vectors, and the headline score."""
+    """Validation outputs of one pass: logits, sentence vectors, each message's tag log-probabilities (words ×
+    tags; none without tags), and the headline score."""
 
     logits: npt.NDArray[np.float32]
     pooled: npt.NDArray[np.float32]
     accuracy: float
     slot_f1: float | None
+    tag_log_probs: list[npt.NDArray[np.float32]] | None = None
 
     @property
     def score(self) -> float:
@@ -127,8 +129,8 @@ class JointTrainer:
             # also saves a third of each optimiser step
             encoder.get_input_embeddings().weight.requires_grad = False
         word_context = _WORD_CONTEXT if settings.mode in FROZEN_ENCODER and len(task.tags) > 1 else 0
-        heads = JointHeads(encoder.config.hidden_size, len(task.labels), len(task.tags), word_context=word_context,
-                           crf_tags=task.tags if settings.crf else None)
+        heads = JointHeads(encoder.config.hidden_size, len(task.labels), task.tags, word_context=word_context,
+                           crf=settings.crf)
         network = JointModel(encoder, heads)
         loop = _Loop(network, tokenizer, task, train, validation, settings, self._show_progress)
         checkpoint = target.with_name(f".{target.name}.checkpoint")
@@ -159,13 +161,19 @@ class JointTrainer:
             vote_weight = (fit_vote_weight(head, votes, validation_labels) if settings.vote_weight is None
                            else settings.vote_weight)
             probabilities = mix(head, votes, vote_weight)
+        joint = scores.tag_log_probs if settings.joint_decoding and task.intent_slots is not None else None
+        if joint is not None:  # the threshold is then calibrated on what serving will compare with it
+            decoder = heads.tag_decoder(task.labels, task.intent_slots)
+            probabilities = np.stack([decoder.decode_jointly(words, row)[0]
+                                      for words, row in zip(joint, probabilities, strict=True)])
         threshold = self._threshold(task, probabilities, validation_labels)
         seconds = time.perf_counter() - started
         card = ModelCard(kind=task.kind, mode=settings.mode, base_model=settings.base_model,
                          max_tokens=settings.max_tokens, precision=precision, labels=task.labels, tags=task.tags,
                          temperature=temperature, oos_intent=task.oos_intent, oos_threshold=threshold,
                          neutral_below=task.neutral_below, intent_slots=task.intent_slots,
-                         word_context=heads.word_context, crf=heads.crf is not None, vote_weight=vote_weight,
+                         word_context=heads.word_context, crf=heads.crf is not None, joint_decoding=joint is not None,
+                         vote_weight=vote_weight,
                          data_hash=task.data_hash,
                          trained_at=datetime.now(UTC).isoformat(timespec="seconds"), epochs_run=epochs,
                          training_seconds=round(seconds, 1))
@@ -371,16 +379,15 @@ class _Loop:
         if not self.has_tags:
             return _Scores(logits, pooled, accuracy, None)
         tag_names = self.task.tags
-        decoder = self.network.heads.tag_decoder(tag_names, self.task.labels, self.task.intent_slots)
-        predicted: list[list[str]] = []
-        intents = iter(logits.argmax(axis=1))
-        for output in outputs:
-            log_probs = torch.log_softmax(output.tags.float(), dim=-1).numpy()
-            predicted += [[tag_names[i] for i in decoder.decode(rows, int(next(intents)))] for rows in log_probs]
+        decoder = self.network.heads.tag_decoder(self.task.labels, self.task.intent_slots)
+        log_probs = [rows[:len(example.tags)] for rows, example in zip(
+            (rows for output in outputs for rows in torch.log_softmax(output.tags.float(), dim=-1).numpy()),
+            self.validation, strict=True)]
+        predicted = [[tag_names[i] for i in decoder.decode(rows, int(intent))]
+                     for rows, intent in zip(log_probs, logits.argmax(axis=1), strict=True)]
         expected = [[tag_names[t] for t in example.tags] for example in self.validation]
-        predicted = [tags[:len(gold_tags)] for tags, gold_tags in zip(predicted, expected, strict=True)]
         slot_f1 = float(f1_score(expected, predicted)) if any(t != "O" for seq in expected for t in seq) else 1.0
-        return _Scores(logits, pooled, accuracy, slot_f1)
+        return _Scores(logits, pooled, accuracy, slot_f1, log_probs)
 
     def _loss(self, intent_logits: torch.Tensor, tag_logits: torch.Tensor, word_mask: torch.Tensor,
               labels: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
