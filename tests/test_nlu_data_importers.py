@@ -19,6 +19,7 @@ from chatwright.nlu.importers import (
     import_dataset,
     import_hwu64,
     import_sst2,
+    treebank_to_text,
 )
 from chatwright.nlu.markup import EntitySpan, to_bio
 from chatwright.nlu.sentiment_data import Sentiment, load_sentiment_data, write_sentiment_jsonl
@@ -105,6 +106,10 @@ def test_sst2_dev_and_sentiment_file_round_trip(tmp_path: Path) -> None:
     raw = path.read_text(encoding="utf-8").splitlines()
     assert len(examples) == len(raw) == 872
     assert examples[0].label is Sentiment.NEGATIVE and examples[0].text == "one long string of cliches ."
+    # Treebank tokens come back as written text
+    assert examples[13].text.endswith("rap-metal can't disguise the fact that , really , we've been here , done that .")
+    assert examples[52].text == "i don't think i laughed out loud once ."
+    assert examples[63].text.startswith("while ( hill ) has learned new tricks")
     positives = sum(line.startswith("1\t") for line in raw)
     assert sum(e.label is Sentiment.POSITIVE for e in examples) == positives
     write_sentiment_jsonl(examples, tmp_path / "sentiment.jsonl")
@@ -112,6 +117,13 @@ def test_sst2_dev_and_sentiment_file_round_trip(tmp_path: Path) -> None:
     assert [(e.text, e.label) for e in again] == [(e.text, e.label) for e in examples]
     with pytest.raises(ConfigError, match="SST-2 holds sentiment labels"):
         import_dataset(path)
+
+
+def test_treebank_tokens_become_written_text() -> None:
+    assert treebank_to_text("it 's not that it wo n't -LRB- or ca n't -RRB- , you 'd say") == (
+        "it's not that it won't ( or can't ) , you'd say")
+    # a quote opening a word and a lone apostrophe are not clitics
+    assert treebank_to_text("the 'sixties ' feel") == "the 'sixties ' feel"
 
 
 def test_sst2_bad_label_and_sentiment_csv_errors_name_the_line(tmp_path: Path) -> None:

@@ -30,6 +30,9 @@ CLINC150_PARTS = ("train", "val", "test", "oos_train", "oos_val", "oos_test")
 HWU64_COLUMNS = ("scenario", "intent", "answer_annotation")
 _HWU64_ENTITY = re.compile(r"\[([^\[\]]*)\]")
 _SST2_LABELS = {"0": Sentiment.NEGATIVE, "1": Sentiment.POSITIVE}
+_TREEBANK_BRACKETS = {"-lrb-": "(", "-rrb-": ")", "-lsb-": "[", "-rsb-": "]", "-lcb-": "{", "-rcb-": "}"}
+_TREEBANK_BRACKET = re.compile("|".join(_TREEBANK_BRACKETS), re.IGNORECASE)
+_TREEBANK_CLITIC = re.compile(r"(?<=\w) (n't|'(?:s|re|ve|ll|d|m))\b", re.IGNORECASE)
 _BIO_FILES = ("seq.in", "seq.out", "label")
 
 MarkupParser = Callable[[str], tuple[str, tuple[EntitySpan, ...]]]
@@ -348,7 +351,11 @@ def _parse(parser: MarkupParser, markup: str, path: Path, line: int) -> tuple[st
 
 
 def import_sst2(path: Path) -> list[SentimentExample]:
-    """SST-2 sentence split: `label<TAB>sentence`, no header, 0 = negative, 1 = positive."""
+    """SST-2 sentence split: `label<TAB>sentence`, no header, 0 = negative, 1 = positive.
+
+    Its sentences are Penn Treebank tokens ("it does n't -lrb- quite -rrb- work"); they are joined back into
+    text as people write it ("it doesn't (quite) work"), which is what the model will be asked about.
+    """
     examples: list[SentimentExample] = []
     for line, raw in enumerate(read_lines(path), start=1):
         label, tab, sentence = raw.partition("\t")
@@ -358,10 +365,21 @@ def import_sst2(path: Path) -> list[SentimentExample]:
             )
         examples.append(
             SentimentExample(
-                _text(sentence, path, line, "sentence"), _SST2_LABELS[label.strip()], str(path), line
+                treebank_to_text(_text(sentence, path, line, "sentence")), _SST2_LABELS[label.strip()], str(path),
+                line,
             )
         )
     return examples
+
+
+def treebank_to_text(tokens: str) -> str:
+    """Treebank-tokenised text back to written form: brackets spelt out, clitics ("do n't", "it 's") rejoined.
+
+    Only what changes sub-word tokens matters: "do n't" reads as do-n-'-t, "don't" as don-'-t, the form the
+    encoder saw in pre-training and users type. Spaces around punctuation are left, as tokenisers split there.
+    """
+    text = _TREEBANK_BRACKET.sub(lambda match: _TREEBANK_BRACKETS[match.group(0).lower()], tokens)
+    return _TREEBANK_CLITIC.sub(r"\1", text)
 
 
 _IMPORTERS: dict[DatasetFormat, Callable[[Path], NluData]] = {
