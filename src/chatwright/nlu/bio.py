@@ -3,7 +3,8 @@
 A token classifier scores each word independently, so its argmax can produce `I-amount` after `O` or after
 `B-date`. Viterbi decoding over the allowed transitions (I-x only after B-x or I-x) gives the best *valid*
 sequence instead, which is what turns per-token scores into clean entity spans. Decoding can also be kept to
-the slots the predicted intent's examples use, so a `playlist` is never tagged in a weather question.
+the slots the predicted intent's examples use, so a `playlist` is never tagged in a weather question, and the
+intent can be decided together with its slots (`TagDecoder.decode_jointly`).
 """
 
 from __future__ import annotations

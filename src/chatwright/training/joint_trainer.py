@@ -178,7 +178,7 @@ class JointTrainer:
                          trained_at=datetime.now(UTC).isoformat(timespec="seconds"), epochs_run=epochs,
                          training_seconds=round(seconds, 1))
         metrics = {"validation_accuracy": round(scores.accuracy, 4),
-                   "validation_accuracy_with_vote": round(float((probabilities.argmax(axis=1)
+                   "validation_accuracy_as_served": round(float((probabilities.argmax(axis=1)  # vote, joint decoding
                                                                  == validation_labels).mean()), 4),
                    "training_seconds": round(seconds, 1), "epochs": epochs, "temperature": round(temperature, 3),
                    "vote_weight": vote_weight, "oos_threshold": round(threshold, 4),
