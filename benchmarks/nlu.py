@@ -118,7 +118,8 @@ def _intents(task: str, data: Path, settings: NluTrainingConfig, work: Path, fra
     model_dir = existing or work / "model"
     classifier = IntentSlotClassifier.load(model_dir)
     card = classifier.model.card
-    if card.joint_decoding != (settings.joint_decoding and bool(card.intent_slots) and len(card.tags) > 1):
+    if existing is not None and len(card.tags) > 1 and card.joint_decoding != settings.joint_decoding:
+        # the notes describe the flags; a trained model's card follows them by construction
         raise SystemExit(f"{model_dir} has joint_decoding {card.joint_decoding}; pass --no-joint-decoding to match")
     examples = test.examples()
     predictions = predict_intents(classifier, examples)
