@@ -34,7 +34,7 @@ from chatwright.nlu.sentiment_classifier import SentimentClassifier
 from chatwright.nlu.sentiment_data import Sentiment, SentimentExample, load_sentiment_data
 from chatwright.nlu.splits import split_data
 from chatwright.nlu.training_data import Example, NluData, nlu_data_from_examples
-from chatwright.training.train_nlu import train_intent_model, train_sentiment_model
+from chatwright.training.train_nlu import split_sentiment_examples, train_intent_model, train_sentiment_model
 
 TASKS = ("banking77", "banking77_10shot", "snips", "sst2")
 _LATENCY_MESSAGES = 200
@@ -60,6 +60,8 @@ def main() -> None:
                         help="tag each word alone, without learned moves between tags (the comparison for the CRF)")
     parser.add_argument("--no-joint-decoding", action="store_true",
                         help="decide the intent first, then its slots (the comparison for joint decoding)")
+    parser.add_argument("--word-dropout", type=float, default=None,
+                        help="override the configured dropout of word states before the slot tagger")
     parser.add_argument("--vote-weight", type=float, default=None,
                         help="fixed share of the nearest training examples' vote (0: the head alone, the "
                         "comparison for it); default: fitted on validation data")
@@ -71,6 +73,9 @@ def main() -> None:
                         help="sst2: neutral customer requests added to the training data")
     parser.add_argument("--customer-data", type=Path, default=_CUSTOMER_DATA / "customer_sentiment_train.jsonl",
                         help="sst2: labelled customer-service messages added to the training data")
+    parser.add_argument("--customer-copies", type=int, default=1,
+                        help="sst2: times each customer-service message of the training part is seen per epoch "
+                        "(the validation part keeps one copy)")
     parser.add_argument("--customer-heldout", type=Path, default=_CUSTOMER_DATA / "customer_sentiment_heldout.jsonl",
                         help="sst2: labelled customer-service messages to measure on (written apart from the above)")
     parser.add_argument("--save-to", type=Path, default=None,
@@ -82,6 +87,8 @@ def main() -> None:
                                  crf=not args.no_crf, joint_decoding=not args.no_joint_decoding)
     if args.epochs:
         settings = settings.model_copy(update={"epochs": args.epochs})
+    if args.word_dropout is not None:
+        settings = settings.model_copy(update={"word_dropout": args.word_dropout})
     if args.lora_rank:
         settings = settings.model_copy(update={"lora_rank": args.lora_rank})
     work = args.work or Path(tempfile.mkdtemp(prefix="chatwright-nlu-"))
@@ -90,10 +97,12 @@ def main() -> None:
         f"_augment{args.augment}" if args.augment else "") + ("_int8" if args.precision == "int8" else "") + (
         "_no_averaging" if args.no_weight_averaging else "") + ("_no_intent_names" if args.no_intent_names else "") + (
         "_no_vote" if args.vote_weight == 0 else "") + ("_no_crf" if args.no_crf else "") + (
-        "_no_joint" if args.no_joint_decoding and args.task == "snips" else "")
+        "_no_joint" if args.no_joint_decoding and args.task == "snips" else "") + (
+        f"_word_dropout{round(100 * args.word_dropout)}" if args.word_dropout is not None else "") + (
+        f"_customer{args.customer_copies}" if args.customer_copies != 1 else "")
     if args.task == "sst2":
         metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
-                                 (args.customer_data, args.customer_heldout))
+                                 (args.customer_data, args.customer_heldout), args.customer_copies)
     else:
         metrics, targets = _intents(args.task, args.data, settings, work, args.train_fraction, args.evaluate)
     metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -171,18 +180,23 @@ def _few_shot(data: NluData, shots: int, seed: int) -> tuple[NluData, NluData]:
 
 
 def _sst2(data: Path, settings: NluTrainingConfig, work: Path, save_to: Path | None, neutral: int,
-          customer: tuple[Path, Path]) -> tuple[dict[str, Any], list[Target]]:
+          customer: tuple[Path, Path], customer_copies: int) -> tuple[dict[str, Any], list[Target]]:
     """SST-2 opinions, plus `neutral` requests from the intent datasets' training splits and labelled
     customer-service messages: customer messages are mostly neutral requests, which a model that only ever saw
-    movie reviews reads as strongly negative, and customers show anger differently from film critics."""
+    movie reviews reads as strongly negative, and customers show anger differently from film critics. The
+    customer messages of the training part can be repeated (`customer_copies`), so a few hundred in-domain
+    messages are not outweighed by thousands of film reviews written the same way."""
     train, dev = import_sst2(data / "sst2" / "train.tsv"), import_sst2(data / "sst2" / "dev.tsv")
     customer_train, customer_heldout = (load_sentiment_data(path) for path in customer)
     train += customer_train
     requests_train, requests_test = _requests(data, "train"), _requests(data, "test")
     rng = random.Random(settings.seed)
     train += [SentimentExample(text, Sentiment.NEUTRAL) for text in rng.sample(requests_train, neutral)]
+    fitted, validation = split_sentiment_examples(train, settings)
+    in_domain = set(customer_train)
+    fitted += [example for example in fitted if example in in_domain] * (customer_copies - 1)
     started = time.perf_counter()
-    outcome = train_sentiment_model(train, settings, work / "sentiment")
+    outcome = train_sentiment_model(fitted, settings, work / "sentiment", validation=validation)
     training_seconds = time.perf_counter() - started
     if save_to is not None:
         staging = staging_dir(save_to)
@@ -201,6 +215,7 @@ def _sst2(data: Path, settings: NluTrainingConfig, work: Path, save_to: Path | N
     metrics: dict[str, Any] = {
         "accuracy": round(100 * correct / len(dev), 2), "dev_examples": len(dev), "train_examples": len(train),
         "neutral_train_examples": neutral, "customer_train_examples": len(customer_train),
+        "customer_copies": customer_copies,
         "requests_read_neutral": round(100 * sum(r.label == "neutral" for r in readings) / len(readings), 2),
         "requests_read_upset": round(100 * sum(r.label == "negative" and r.score >= 0.9 for r in readings)
                                      / len(readings), 2),
@@ -270,7 +285,8 @@ def _notes(task: str, settings: NluTrainingConfig) -> str:
                 "encoder's features" if settings.mode == "contrastive" else
                 f"up to {settings.epochs} epochs (more for small data, to reach {settings.min_steps} steps) with "
                 f"patience {settings.patience}, batch {settings.batch_size}, "
-                f"label smoothing {settings.label_smoothing}")
+                f"label smoothing {settings.label_smoothing}, word-state dropout before the tagger "
+                f"{settings.word_dropout}")
     if settings.weight_averaging:
         schedule += (", the heads' weights averaged over about the last epoch" if settings.mode == "contrastive"
                      else ", weights averaged over about the last epoch")

@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from chatwright.config import NluTrainingConfig
 from chatwright.dialogue.types import Route
 from chatwright.models.onnx_encoder import OnnxEncoder
 from chatwright.models.registry import encoder_location, load_embedder
@@ -27,12 +28,13 @@ from chatwright.nlu.model_files import intent_data_hash, read_card
 from chatwright.nlu.neighbours import NEIGHBOURS_FILE
 from chatwright.nlu.precision import bf16_pays, resolve
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
+from chatwright.nlu.sentiment_data import Sentiment, SentimentExample
 from chatwright.nlu.trained_model import TorchOnOneThread, TrainedModel, load_encoder
 from chatwright.nlu.training_data import load_nlu_data, load_project_nlu_data
 from chatwright.project import AssistantProject
 from chatwright.training.calibration import fit_temperature, oos_threshold
 from chatwright.training.joint_trainer import _encoder_as_served, _WeightAverage, _with_lora
-from chatwright.training.train_nlu import train_project
+from chatwright.training.train_nlu import split_sentiment_examples, train_project
 from nlu_samples import trained_nlu_project, write_nlu_project
 
 
@@ -370,3 +372,25 @@ def test_overlapping_onnx_predictions_leave_torch_on_its_own_thread_count() -> N
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_fine_tuned_word_states_are_dropped_out_once_at_the_word_rate_before_the_tag_classifier() -> None:
+    heads = JointHeads(hidden=6, intents=2, tags=bio_tags(["a"]), dropout=0.1, word_dropout=0.5).train()
+    pooled, words = torch.randn(3, 6), torch.ones(3, 4, 6)
+    torch.manual_seed(0)
+    _, tags = heads(pooled, words, torch.ones(3, 4, dtype=torch.bool))
+    torch.manual_seed(0)
+    heads.dropout(pooled)  # the intent path draws its mask first
+    dropped = heads.word_dropout(words)
+    assert set(dropped.unique().tolist()) == {0.0, 2.0}  # one mask at 0.5: kept features doubled, not quadrupled
+    assert torch.equal(tags, heads.tags(dropped))  # nothing else was drawn on the way to the classifier
+
+
+def test_sentiment_validation_is_a_seeded_share_held_apart_from_training() -> None:
+    examples = [SentimentExample(f"message {i}", Sentiment.POSITIVE if i % 2 else Sentiment.NEGATIVE)
+                for i in range(50)]
+    settings = NluTrainingConfig(validation_fraction=0.2, seed=3)
+    fitted, validation = split_sentiment_examples(examples, settings)
+    assert len(validation) == 10 and sorted(fitted + validation, key=examples.index) == examples
+    assert (fitted, validation) == split_sentiment_examples(examples, settings)  # the seed decides
+    assert validation != split_sentiment_examples(examples, settings.model_copy(update={"seed": 4}))[1]

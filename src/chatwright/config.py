@@ -119,6 +119,9 @@ class NluTrainingConfig(_Strict):
     label_smoothing: float = Field(
         default=0.1, ge=0.0, lt=1.0, description="intent targets softened this much: less over-fitting to "
         "the training examples; confidences are re-calibrated on validation data afterwards")
+    word_dropout: float = Field(
+        default=0.3, ge=0.0, lt=1.0, description="share of a fine-tuned encoder's word-state features dropped "
+        "before the slot tagger while training (full and LoRA modes; quick mode's LSTM keeps its own dropout)")
     weight_averaging: bool = Field(
         default=True, description="validation and the saved model use a moving average of the trained "
         "weights over about the last epoch of steps instead of the last step's weights, which are noisier "

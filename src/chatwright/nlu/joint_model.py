@@ -66,16 +66,19 @@ class JointHeads(nn.Module):
     """Intent and tag classifiers over encoder features; trained alone (quick mode) or with the encoder.
 
     A frozen encoder's word states were never taught where a slot starts and ends, so heads trained without
-    the encoder read them through a small bidirectional LSTM (`word_context` units a direction) first. With
-    `crf` the tagger also learns scores for moves between tags (nlu/crf.py).
+    the encoder read them through a small bidirectional LSTM (`word_context` units a direction) first, with
+    `dropout` on its input (one mask a message) and output. Word states read directly (a fine-tuned encoder's)
+    are dropped out at `word_dropout` instead. With `crf` the tagger also learns scores for moves between tags
+    (nlu/crf.py).
     """
 
     def __init__(self, hidden: int, intents: int, tags: Sequence[str], *, dropout: float = 0.1,
-                 word_context: int = 0, crf: bool = False) -> None:
+                 word_dropout: float = 0.3, word_context: int = 0, crf: bool = False) -> None:
         super().__init__()
         self.tag_names = list(tags)
         self.crf = TagTransitions(self.tag_names) if crf and len(self.tag_names) > 1 else None
         self.dropout = nn.Dropout(dropout)
+        self.word_dropout = nn.Dropout(word_dropout)
         self.intent = nn.Linear(hidden, intents)
         self.word_context = word_context
         self.context = nn.LSTM(hidden, word_context, batch_first=True, bidirectional=True) if word_context else None
@@ -87,10 +90,9 @@ class JointHeads(nn.Module):
         if self.tags.out_features == 1:  # nothing to tag (no slots, sentiment): the word path is skipped, as
             # its dropout over every word state took a third of BANKING77's quick-mode training
             return intent, word_states.new_zeros(*word_states.shape[:2], 1)
-        if self.context is not None:
-            words = _read_in_context(self.context, self._locked_dropout(word_states), word_mask)
-        else:
-            words = self.dropout(word_states)
+        if self.context is None:
+            return intent, self.tags(self.word_dropout(word_states))
+        words = _read_in_context(self.context, self._locked_dropout(word_states), word_mask)
         return intent, self.tags(self.dropout(words))
 
     def tag_decoder(self, labels: Sequence[str], intent_slots: Mapping[str, Sequence[str]] | None) -> TagDecoder:

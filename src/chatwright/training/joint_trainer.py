@@ -130,7 +130,7 @@ class JointTrainer:
             encoder.get_input_embeddings().weight.requires_grad = False
         word_context = _WORD_CONTEXT if settings.mode in FROZEN_ENCODER and len(task.tags) > 1 else 0
         heads = JointHeads(encoder.config.hidden_size, len(task.labels), task.tags, word_context=word_context,
-                           crf=settings.crf)
+                           word_dropout=settings.word_dropout, crf=settings.crf)
         network = JointModel(encoder, heads)
         loop = _Loop(network, tokenizer, task, train, validation, settings, self._show_progress)
         checkpoint = target.with_name(f".{target.name}.checkpoint")

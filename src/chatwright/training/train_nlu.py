@@ -66,14 +66,20 @@ def train_intent_model(data: NluData, settings: NluTrainingConfig, target: Path,
                          tagged_intent_examples(validation.examples(), task), target)
 
 
+def split_sentiment_examples(examples: Sequence[SentimentExample], settings: NluTrainingConfig
+                             ) -> tuple[list[SentimentExample], list[SentimentExample]]:
+    """(training part, validation part): a seeded `validation_fraction` of the examples held out."""
+    cut = max(1, round(len(examples) * settings.validation_fraction))
+    ordered = list(examples)
+    random.Random(settings.seed).shuffle(ordered)
+    return ordered[cut:], ordered[:cut]
+
+
 def train_sentiment_model(examples: Sequence[SentimentExample], settings: NluTrainingConfig, target: Path, *,
                           root: Path | None = None, validation: Sequence[SentimentExample] | None = None,
                           show_progress: bool = True) -> TrainingOutcome:
     if validation is None:
-        cut = max(1, round(len(examples) * settings.validation_fraction))
-        ordered = list(examples)
-        random.Random(settings.seed).shuffle(ordered)
-        validation, examples = ordered[:cut], ordered[cut:]
+        examples, validation = split_sentiment_examples(examples, settings)
     task = sentiment_task([*examples, *validation])
     trainer = JointTrainer(settings, root=root, show_progress=show_progress)
     return trainer.train(task, tagged_sentiment_examples(examples, task),
