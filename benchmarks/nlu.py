@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--save-to", type=Path, default=None,
                         help="publish the trained model here too (how the packaged sentiment model is made)")
     args = parser.parse_args()
+    if args.customer_copies < 1:
+        parser.error("--customer-copies must be at least 1")
     settings = NluTrainingConfig(mode=args.mode, seed=args.seed, augment_copies=args.augment,
                                  precision=args.precision, weight_averaging=not args.no_weight_averaging,
                                  intent_names_as_examples=not args.no_intent_names, vote_weight=args.vote_weight,
