@@ -101,7 +101,8 @@ def main() -> None:
         "_no_vote" if args.vote_weight == 0 else "") + ("_no_crf" if args.no_crf else "") + (
         "_no_joint" if args.no_joint_decoding and args.task == "snips" else "") + (
         f"_word_dropout{round(100 * args.word_dropout)}" if args.word_dropout is not None else "") + (
-        f"_customer{args.customer_copies}" if args.customer_copies != 1 else "")
+        f"_customer{args.customer_copies}" if args.customer_copies != 1 else "") + (
+        f"_seed{args.seed}" if args.seed != NluTrainingConfig().seed else "")
     if args.task == "sst2":
         metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
                                  (args.customer_data, args.customer_heldout), args.customer_copies)
