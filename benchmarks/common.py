@@ -56,17 +56,23 @@ def machine() -> dict[str, Any]:
 
 def write_results(name: str, metrics: dict[str, Any], targets: list[Target], *, notes: str = "",
                   details: dict[str, Any] | None = None) -> Path:
-    """Write results/NAME.json and results/NAME.md; returns the JSON path."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    """Write results/NAME.json and results/NAME.md for a run made now, on this machine; returns the JSON path."""
     target_rows = [{"metric": t.metric, "target": f"{t.op} {t.value}", "met": t.met(metrics)} for t in targets]
-    payload = {"benchmark": name, "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-               "metrics": metrics, "targets": target_rows, "notes": notes, **({"details": details} if details else {})}
+    return write_payload({"benchmark": name, "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                          "machine": machine(), "metrics": metrics, "targets": target_rows, "notes": notes,
+                          **({"details": details} if details else {})})
+
+
+def write_payload(payload: dict[str, Any]) -> Path:
+    """Write a result as results/NAME.json and a Markdown table beside it; returns the JSON path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    name, notes = payload["benchmark"], payload["notes"]
     json_path = RESULTS_DIR / f"{name}.json"
     json_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     lines = [f"# {name}", "", f"{payload['date']} on {payload['machine']['cpu']} "
              f"({payload['machine']['cores']} cores)", "", "| metric | value | target | met |", "|---|---|---|---|"]
-    by_metric = {row["metric"]: row for row in target_rows}
-    for metric, value in metrics.items():
+    by_metric = {row["metric"]: row for row in payload["targets"]}
+    for metric, value in payload["metrics"].items():
         row = by_metric.get(metric)
         met = "" if row is None else {True: "yes", False: "**no**", None: "n/a"}[row["met"]]
         lines.append(f"| {metric} | {_fmt(value)} | {row['target'] if row else ''} | {met} |")

@@ -10,6 +10,7 @@ time, model load time, per-message latency at batch 1 and peak RSS. Results go t
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import random
 import resource
@@ -29,7 +30,7 @@ from chatwright.evaluation.nlu_evaluation import predict_intents
 from chatwright.evaluation.nlu_metrics import evaluate_nlu
 from chatwright.nlu.importers import import_banking77, import_bio, import_sst2
 from chatwright.nlu.intent_classifier import IntentSlotClassifier
-from chatwright.nlu.model_files import publish, staging_dir
+from chatwright.nlu.model_files import METRICS_FILE, publish, staging_dir
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
 from chatwright.nlu.sentiment_data import Sentiment, SentimentExample, load_sentiment_data
 from chatwright.nlu.splits import split_data
@@ -145,7 +146,7 @@ def _intents(task: str, data: Path, settings: NluTrainingConfig, work: Path, fra
         "intent_macro_f1": round(100 * scores.intent_macro_f1, 2),
         "test_examples": len(examples), "train_examples": len(train.examples()),
         "epochs": card.epochs_run, "vote_weight": card.vote_weight, "training_seconds": card.training_seconds,
-        "precision": card.precision, **served,
+        **validation_metrics(model_dir), "precision": card.precision, **served,
         "oos_threshold": round(card.oos_threshold, 4),
         "rejected_as_out_of_scope": round(100 * sum(p.intent != p.ranking[0][0] for p in predictions)
                                           / len(examples), 2),
@@ -224,10 +225,18 @@ def _sst2(data: Path, settings: NluTrainingConfig, work: Path, save_to: Path | N
                                      / len(readings), 2),
         **_customer_scores(classifier, customer_heldout),
         "epochs": outcome.card.epochs_run, "vote_weight": outcome.card.vote_weight,
-        "training_seconds": round(training_seconds, 1),
+        "training_seconds": round(training_seconds, 1), **validation_metrics(outcome.directory),
         "precision": outcome.card.precision, **served}
     return metrics, [Target("accuracy", ">=", 90.0), Target("load_seconds", "<=", 2.0),
                      Target("latency_p50_ms", "<=", 10.0)]
+
+
+def validation_metrics(model_dir: Path) -> dict[str, float]:
+    """The trained model's own scores on its validation split (what early stopping and settings are chosen on),
+    in percent, from the metrics file training wrote beside the model."""
+    trained = json.loads((model_dir / METRICS_FILE).read_text())
+    return {key: round(100 * trained[key], 2) for key in ("validation_accuracy", "validation_slot_f1")
+            if key in trained}
 
 
 def _customer_scores(classifier: SentimentClassifier, heldout: list[SentimentExample]) -> dict[str, float]:

@@ -68,12 +68,12 @@ class JointHeads(nn.Module):
     A frozen encoder's word states were never taught where a slot starts and ends, so heads trained without
     the encoder read them through a small bidirectional LSTM (`word_context` units a direction) first, with
     `dropout` on its input (one mask a message) and output. Word states read directly (a fine-tuned encoder's)
-    are dropped out at `word_dropout` instead. With `crf` the tagger also learns scores for moves between tags
-    (nlu/crf.py).
+    are dropped out at `word_dropout` instead (the trainer passes the configured rate). With `crf` the tagger
+    also learns scores for moves between tags (nlu/crf.py).
     """
 
     def __init__(self, hidden: int, intents: int, tags: Sequence[str], *, dropout: float = 0.1,
-                 word_dropout: float = 0.3, word_context: int = 0, crf: bool = False) -> None:
+                 word_dropout: float = 0.1, word_context: int = 0, crf: bool = False) -> None:
         super().__init__()
         self.tag_names = list(tags)
         self.crf = TagTransitions(self.tag_names) if crf and len(self.tag_names) > 1 else None
