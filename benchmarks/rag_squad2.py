@@ -29,9 +29,11 @@ from typing import Any
 
 import numpy as np
 import yaml
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from benchmarks.common import Target, write_results
+from benchmarks.common import RESULTS_DIR, Target, write_results
 from chatwright.config import AbstentionConfig
 from chatwright.dialogue.assistant import Assistant
 from chatwright.dialogue.types import Reply
@@ -116,7 +118,7 @@ def clean_prediction(text: str) -> str:
     return CITATION_MARKERS.sub("", text).strip().rstrip(".").strip()
 
 
-def build_project(articles: dict[str, list[str]], threads: int | None) -> AssistantProject:
+def build_project(articles: dict[str, list[str]], threads: int | None, llm: str | None) -> AssistantProject:
     """A fresh assistant whose knowledge is one Markdown file per article; abstention off (applied offline),
     the model's answerability asked for every question but never deciding."""
     if WORK_DIR.exists():
@@ -130,7 +132,7 @@ def build_project(articles: dict[str, list[str]], threads: int | None) -> Assist
               "generation": {"answer_instructions": INSTRUCTIONS, "max_answer_tokens": 32,
                              "rewrite_follow_ups": False},
               "abstention": {"min_similarity": -1.0, "min_coverage": 0.0, "min_answerability": 0.0},
-              **({"models": {"threads": threads}} if threads else {})}
+              "models": {**({"threads": threads} if threads else {}), **({"llm": llm} if llm else {})}}
     (WORK_DIR / "assistant.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     subprocess.run([sys.executable, "-m", "chatwright.cli", "ingest", str(WORK_DIR)], check=True)
     return AssistantProject.load(WORK_DIR)
@@ -220,6 +222,40 @@ def calibrate(rows: Sequence[dict[str, Any]], *, with_answerability: bool) -> Ab
     return best
 
 
+def operating_point(rows: Sequence[dict[str, Any]], answers: np.ndarray) -> tuple[float, float]:
+    """NoAns accuracy and HasAns F1 (both in %) when the questions where `answers` is true are answered."""
+    predictions = [r["prediction_raw"] if answered else "" for r, answered in zip(rows, answers, strict=True)]
+    has = [f1_score(p, r["answers"]) for p, r in zip(predictions, rows, strict=True) if r["answers"]]
+    no = [p == "" for p, r in zip(predictions, rows, strict=True) if not r["answers"]]
+    return 100 * float(np.mean(no)), 100 * float(np.mean(has))
+
+
+def plot_tradeoff(rows: Sequence[dict[str, Any]], chosen: AbstentionConfig, path: Path) -> Path:
+    """What each support score buys: HasAns F1 against NoAns accuracy as its threshold sweeps the held-out
+    questions, beside abstaining at random (the straight line) and the calibrated thresholds (the star)."""
+    figure = Figure(figsize=(6.5, 5))
+    axes = figure.add_subplot()
+    for score in ("similarity", "coverage", "answerability"):
+        values = np.array([r["support"][score] for r in rows])
+        cuts = np.unique(np.quantile(values, np.linspace(0, 1, 41)))
+        curve = [operating_point(rows, values >= cut) for cut in [-np.inf, *cuts, np.inf]]
+        axes.plot(*zip(*curve, strict=True), marker=".", label=f"{score} alone")
+    everything = operating_point(rows, np.ones(len(rows), dtype=bool))
+    axes.plot([everything[0], 100], [everything[1], 0], color="grey", linestyle="--",
+              label="abstaining at random")
+    calibrated = np.array([supported(chosen, r["support"]["similarity"], r["support"]["coverage"],
+                                     r["support"].get("answerability")) for r in rows])
+    axes.plot(*operating_point(rows, calibrated), marker="*", markersize=14, color="black", linestyle="",
+              label="calibrated thresholds")
+    axes.set_xlabel("NoAns accuracy (%): unanswerable questions declined")
+    axes.set_ylabel("HasAns F1 (%)")
+    axes.set_title(f"Abstention trade-off on {len(rows)} held-out SQuAD 2.0 questions")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    FigureCanvasAgg(figure).print_png(str(path))
+    return path
+
+
 def auc(scores: Sequence[float], positives: Sequence[bool]) -> float:
     """Probability that an answerable question scores above an unanswerable one."""
     pos = np.array([s for s, p in zip(scores, positives, strict=True) if p])
@@ -241,6 +277,7 @@ def main() -> None:
     parser.add_argument("--baseline-sample", type=int, default=300,
                         help="held-out questions also put to the baseline (0: all); the gain is measured on them")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--llm", default=None, help="chat model reference (models.llm); default: the packaged one")
     parser.add_argument("--resume", action="store_true", help="keep the index and earlier answers")
     parser.add_argument("--name", default="rag_squad2", help="results file name (benchmarks/results/NAME.json)")
     args = parser.parse_args()
@@ -259,7 +296,7 @@ def main() -> None:
     if not args.resume or not (WORK_DIR / ".chatwright").exists():
         for old in answers_dir.glob("*_answers.jsonl"):
             old.unlink()
-        project = build_project(articles, args.threads)
+        project = build_project(articles, args.threads, args.llm)
     else:
         project = AssistantProject.load(WORK_DIR)
     assistant = Assistant.from_project(project)
@@ -299,6 +336,8 @@ def main() -> None:
         "no_ans_accuracy_on_baseline_questions": round(pipeline_compared["no_ans_accuracy"], 2),
         "f1_gain_over_baseline": round(pipeline_compared["f1"] - baseline["f1"], 2),
         "answerable_share": round(len(answerable) / len(held_out), 3),
+        "f1_declining_every_question": round(
+            squad_metrics([{**r, "declined": ""} for r in held_out], "declined")["f1"], 2),
         "recall_at_3_hybrid": round(float(np.mean([r["hybrid_hit"] for r in answerable])), 4),
         "recall_at_3_dense": round(float(np.mean([r["dense_hit"] for r in compared if r["answers"]])), 4),
         "calibrated_min_similarity": thresholds.min_similarity, "calibrated_min_coverage": thresholds.min_coverage,
@@ -315,13 +354,16 @@ def main() -> None:
         "baseline_turn_p50_s": round(float(np.median([r["baseline_s"] for r in compared])), 3),
     }
     targets = [Target("f1_gain_over_baseline", ">=", 15.0), Target("no_ans_accuracy", ">=", 70.0)]
-    notes = (f"Seeded sample of {len(rows)} questions (seed {args.seed}) from {squad_file.name}; abstention "
+    notes = (f"Seeded sample of {len(rows)} questions (seed {args.seed}) from {squad_file.name}, answered by "
+             f"{project.config.models.llm}; abstention "
              f"thresholds calibrated on the questions of {len(calibration_articles)} articles "
              f"({', '.join(sorted(calibration_articles))}), with and without the model's answerability "
              "(abstention.min_answerability), and all scores reported on the "
              f"{len(held_out)} questions of the other articles. Baseline: same model and answer prompt, top-3 dense "
              f"chunks, no rewriting, no sentence selection, no abstention, on a seeded {len(compared)}-question "
-             "subset of the held-out questions; the gain compares both systems on that subset.")
+             "subset of the held-out questions; the gain compares both systems on that subset. "
+             f"{args.name}_tradeoff.png plots HasAns F1 against NoAns accuracy for each support score alone.")
+    plot_tradeoff(held_out, thresholds, RESULTS_DIR / f"{args.name}_tradeoff.png")
     write_results(args.name, metrics, targets, notes=notes)
     print(json.dumps(metrics, indent=2))
 
