@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -394,3 +395,19 @@ def test_sentiment_validation_is_a_seeded_share_held_apart_from_training() -> No
     assert len(validation) == 10 and sorted(fitted + validation, key=examples.index) == examples
     assert (fitted, validation) == split_sentiment_examples(examples, settings)  # the seed decides
     assert validation != split_sentiment_examples(examples, settings.model_copy(update={"seed": 4}))[1]
+
+
+def test_fine_tuning_drops_the_word_states_at_the_configured_rate(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[JointHeads] = []
+
+    class RecordedHeads(JointHeads):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr("chatwright.training.joint_trainer.JointHeads", RecordedHeads)
+    project = AssistantProject.load(write_nlu_project(tmp_path / "assistant", mode="full", epochs=1))
+    settings = project.config.nlu.training.model_copy(update={"word_dropout": 0.42})
+    train_project(project, settings, show_progress=False)
+    assert built and all(heads.word_dropout.p == 0.42 for heads in built)
