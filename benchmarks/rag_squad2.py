@@ -190,12 +190,22 @@ def run_questions(assistant: Assistant, questions: Sequence[Question], baseline_
              **pipeline_rows[q.qid], **baseline_rows.get(q.qid, {})} for q in questions]
 
 
+def answered_under(rows: Sequence[dict[str, Any]], thresholds: AbstentionConfig) -> np.ndarray:
+    """The pipeline's abstention decision (knowledge/support.py), replayed exactly for given thresholds: which
+    questions it answers."""
+    return np.array([supported(thresholds, r["support"]["similarity"], r["support"]["coverage"],
+                               r["support"].get("answerability")) for r in rows], dtype=bool)
+
+
 def apply_thresholds(rows: Sequence[dict[str, Any]], thresholds: AbstentionConfig) -> None:
-    """The pipeline's abstention decision (knowledge/support.py), replayed exactly for given thresholds."""
-    for row in rows:
-        scores = row["support"]
-        answers = supported(thresholds, scores["similarity"], scores["coverage"], scores.get("answerability"))
+    for row, answers in zip(rows, answered_under(rows, thresholds), strict=True):
         row["prediction"] = row["prediction_raw"] if answers else ""
+
+
+def metrics_when_answering(rows: Sequence[dict[str, Any]], answers: np.ndarray) -> dict[str, float]:
+    """SQuAD metrics when the questions where `answers` is true are answered and the others declined."""
+    return squad_metrics([{**r, "swept": r["prediction_raw"] if answered else ""}
+                          for r, answered in zip(rows, answers, strict=True)], "swept")
 
 
 def calibrate(rows: Sequence[dict[str, Any]], *, with_answerability: bool) -> AbstentionConfig:
@@ -224,10 +234,8 @@ def calibrate(rows: Sequence[dict[str, Any]], *, with_answerability: bool) -> Ab
 
 def operating_point(rows: Sequence[dict[str, Any]], answers: np.ndarray) -> tuple[float, float]:
     """NoAns accuracy and HasAns F1 (both in %) when the questions where `answers` is true are answered."""
-    predictions = [r["prediction_raw"] if answered else "" for r, answered in zip(rows, answers, strict=True)]
-    has = [f1_score(p, r["answers"]) for p, r in zip(predictions, rows, strict=True) if r["answers"]]
-    no = [p == "" for p, r in zip(predictions, rows, strict=True) if not r["answers"]]
-    return 100 * float(np.mean(no)), 100 * float(np.mean(has))
+    metrics = metrics_when_answering(rows, answers)
+    return metrics["no_ans_accuracy"], metrics["has_ans_f1"]
 
 
 def plot_tradeoff(rows: Sequence[dict[str, Any]], chosen: AbstentionConfig, path: Path) -> Path:
@@ -243,10 +251,8 @@ def plot_tradeoff(rows: Sequence[dict[str, Any]], chosen: AbstentionConfig, path
     everything = operating_point(rows, np.ones(len(rows), dtype=bool))
     axes.plot([everything[0], 100], [everything[1], 0], color="grey", linestyle="--",
               label="abstaining at random")
-    calibrated = np.array([supported(chosen, r["support"]["similarity"], r["support"]["coverage"],
-                                     r["support"].get("answerability")) for r in rows])
-    axes.plot(*operating_point(rows, calibrated), marker="*", markersize=14, color="black", linestyle="",
-              label="calibrated thresholds")
+    axes.plot(*operating_point(rows, answered_under(rows, chosen)), marker="*", markersize=14, color="black",
+              linestyle="", label="calibrated thresholds")
     axes.set_xlabel("NoAns accuracy (%): unanswerable questions declined")
     axes.set_ylabel("HasAns F1 (%)")
     axes.set_title(f"Abstention trade-off on {len(rows)} held-out SQuAD 2.0 questions")
@@ -337,7 +343,7 @@ def main() -> None:
         "f1_gain_over_baseline": round(pipeline_compared["f1"] - baseline["f1"], 2),
         "answerable_share": round(len(answerable) / len(held_out), 3),
         "f1_declining_every_question": round(
-            squad_metrics([{**r, "declined": ""} for r in held_out], "declined")["f1"], 2),
+            metrics_when_answering(held_out, np.zeros(len(held_out), dtype=bool))["f1"], 2),
         "recall_at_3_hybrid": round(float(np.mean([r["hybrid_hit"] for r in answerable])), 4),
         "recall_at_3_dense": round(float(np.mean([r["dense_hit"] for r in compared if r["answers"]])), 4),
         "calibrated_min_similarity": thresholds.min_similarity, "calibrated_min_coverage": thresholds.min_coverage,
