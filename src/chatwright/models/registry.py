@@ -64,7 +64,7 @@ def load_llm(ref: str | EndpointModel, *, root: Path | None = None, threads: int
     if scheme == "hf":  # keyed by reference: resolving it asks the hub
         return _cached(_llms, (ref, cpu_threads, context_tokens),
                        lambda: _llama(_hub_gguf(rest), cpu_threads, context_tokens))
-    path = packaged_llm_path(rest) if scheme == "packaged" else _checked_gguf(_local_path(rest, root))
+    path = packaged_llm_path(rest) if scheme == "packaged" else _checked_gguf(local_path(rest, root))
     return _cached(_llms, (str(path), cpu_threads, context_tokens),
                    lambda: _llama(path, cpu_threads, context_tokens))
 
@@ -88,7 +88,7 @@ def encoder_location(ref: str, *, root: Path | None = None) -> str:
         return rest
     if scheme == "packaged":
         return str(packaged_embedder_path(rest))
-    return str(_checked_directory(_local_path(rest, root)))
+    return str(_checked_directory(local_path(rest, root)))
 
 
 def prepare_packaged_models(models: ModelsConfig | None = None) -> list[Path]:
@@ -129,7 +129,8 @@ def _split_reference(ref: str, forms: str) -> tuple[str | None, str]:
     return scheme, rest
 
 
-def _local_path(ref: str, root: Path | None) -> Path:
+def local_path(ref: str, root: Path | None) -> Path:
+    """A path from configuration: relative ones are read from the project directory `root`."""
     path = Path(ref).expanduser()
     if not path.is_absolute() and root is not None:
         path = root / path

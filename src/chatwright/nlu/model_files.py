@@ -66,6 +66,7 @@ class ModelCard(BaseModel):
     vote_weight: float = Field(
         default=0.0, ge=0.0, le=1.0, description="share of the nearest training examples' vote in the label "
         "probabilities (fitted on validation data); 0: the head alone")
+    distilled_from: str | None = Field(default=None, description="the teacher model it also learned from, if any")
     data_hash: str
     trained_at: str
     epochs_run: int

@@ -83,6 +83,17 @@ class TrainedModel:
         with _ONE_TORCH_THREAD.held() if isinstance(self._network.encoder, OnnxEncoder) else nullcontext():
             return self._predict(texts, batch_size)
 
+    @torch.inference_mode()
+    def logits(self, messages: Sequence[Sequence[str]]
+               ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
+        """Raw label logits and, for each word within the token budget, raw tag logits of pre-split messages,
+        as one batch: what a student model learns from (training/distillation.py)."""
+        batch = encode_words(self._tokenizer, [list(words) or [""] for words in messages], self.card.max_tokens)
+        _, intent_logits, tag_logits = self._network(batch)
+        kept = batch.word_mask.sum(dim=1).tolist()
+        return [(intent_logits[row].float().numpy().copy(), tag_logits[row, :kept[row]].float().numpy().copy())
+                for row in range(len(messages))]
+
     def _predict(self, texts: Sequence[str], batch_size: int) -> list[RawPrediction]:
         results: list[RawPrediction] = []
         for first in range(0, len(texts), batch_size):

@@ -30,7 +30,7 @@ from transformers import PreTrainedTokenizerBase
 
 from chatwright.config import NluTrainingConfig, TrainingMode
 from chatwright.models.onnx_encoder import served_encoder
-from chatwright.models.registry import available_cpus, encoder_location
+from chatwright.models.registry import available_cpus, encoder_location, local_path
 from chatwright.nlu.joint_model import EncodedBatch, JointHeads, JointModel, JointOutput, encode_words
 from chatwright.nlu.model_files import (
     ADAPTER_DIR,
@@ -49,6 +49,7 @@ from chatwright.nlu.precision import autocast, resolve, served
 from chatwright.nlu.trained_model import load_encoder
 from chatwright.training.calibration import fit_temperature, oos_threshold, softmax
 from chatwright.training.contrastive import in_batch_contrastive_loss, pair_batches
+from chatwright.training.distillation import Teacher, phrases, teacher_directory
 
 log = structlog.get_logger(__name__)
 
@@ -132,7 +133,16 @@ class JointTrainer:
         heads = JointHeads(encoder.config.hidden_size, len(task.labels), task.tags, word_context=word_context,
                            word_dropout=settings.word_dropout, crf=settings.crf)
         network = JointModel(encoder, heads)
-        loop = _Loop(network, tokenizer, task, train, validation, settings, self._show_progress)
+        teacher = None
+        if settings.teacher is not None:
+            # messages without slots also lend the teacher their phrases to label (a phrase would cut slots)
+            extra = phrases([example.words for example in train], settings.distillation_phrases,
+                            random.Random(settings.seed)) if len(task.tags) <= 1 else []
+            teacher = Teacher.run(teacher_directory(local_path(settings.teacher, self._root), task.kind),
+                                  task.labels, task.tags, [*(example.words for example in train), *extra],
+                                  root=self._root, show_progress=self._show_progress)
+            train = [*train, *(TaggedExample(words, (0,) * len(words), teacher.label_of(words)) for words in extra)]
+        loop = _Loop(network, tokenizer, task, train, validation, settings, self._show_progress, teacher)
         checkpoint = target.with_name(f".{target.name}.checkpoint")
         if settings.mode == "contrastive":
             if len(task.tags) > 1:
@@ -173,7 +183,7 @@ class JointTrainer:
                          temperature=temperature, oos_intent=task.oos_intent, oos_threshold=threshold,
                          neutral_below=task.neutral_below, intent_slots=task.intent_slots,
                          word_context=heads.word_context, crf=heads.crf is not None, joint_decoding=joint is not None,
-                         vote_weight=vote_weight,
+                         vote_weight=vote_weight, distilled_from=settings.teacher,
                          data_hash=task.data_hash,
                          trained_at=datetime.now(UTC).isoformat(timespec="seconds"), epochs_run=epochs,
                          training_seconds=round(seconds, 1))
@@ -205,8 +215,9 @@ class _Loop:
 
     def __init__(self, network: JointModel, tokenizer: PreTrainedTokenizerBase, task: TrainingTask,
                  train: Sequence[TaggedExample], validation: Sequence[TaggedExample], settings: NluTrainingConfig,
-                 show_progress: bool) -> None:
+                 show_progress: bool, teacher: Teacher | None = None) -> None:
         self.network = network
+        self.teacher = teacher
         self.tokenizer = tokenizer
         self.task = task
         # kept in length order: batches read in order (features, validation) then need little padding
@@ -249,6 +260,11 @@ class _Loop:
                     encoded = self._encode(examples)
                     outputs = self.network(encoded)
                 loss = self._loss(outputs.intent, outputs.tags, encoded.word_mask, *self._targets(examples))
+                if self.teacher is not None:
+                    share = settings.distillation_weight
+                    taught = self.teacher.loss([example.words for example in examples], outputs.intent,
+                                               outputs.tags, encoded.word_mask, settings.distillation_temperature)
+                    loss = (1 - share) * loss + share * taught
                 _step(loss, optimizer, scheduler)
                 average.update()
                 progress.set_postfix(loss=f"{loss.item():.3f}")
