@@ -15,6 +15,8 @@ SENTIMENT_FILE = "sentiment.jsonl"
 FLOWS_FILE = "flows.yaml"
 ACTIONS_FILE = "actions.py"
 MODELS_DIR = "models"
+INTENT_MODEL_DIR = "nlu"  # inside MODELS_DIR
+SENTIMENT_MODEL_DIR = "sentiment"
 CONVERSATION_TESTS_DIR = "tests/conversations"
 KNOWLEDGE_DIR = "knowledge"
 STATE_DIR = ".chatwright"
@@ -65,11 +67,11 @@ class AssistantProject:
 
     @property
     def intent_model_dir(self) -> Path:
-        return self.models_dir / "nlu"
+        return self.models_dir / INTENT_MODEL_DIR
 
     @property
     def sentiment_model_dir(self) -> Path:
-        return self.models_dir / "sentiment"
+        return self.models_dir / SENTIMENT_MODEL_DIR
 
     @property
     def conversation_tests_dir(self) -> Path:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from chatwright.errors import ConfigError
 from chatwright.nlu.model_files import CONFIG_FILE
 from chatwright.nlu.trained_model import TrainedModel
+from chatwright.project import INTENT_MODEL_DIR, SENTIMENT_MODEL_DIR
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +44,7 @@ def teacher_directory(configured: Path, kind: Literal["intent_slots", "sentiment
     its `nlu/` or `sentiment/` (a teacher project's models directory, which teaches both)."""
     if (configured / CONFIG_FILE).is_file():
         return configured
-    inside = configured / ("nlu" if kind == "intent_slots" else "sentiment")
+    inside = configured / (INTENT_MODEL_DIR if kind == "intent_slots" else SENTIMENT_MODEL_DIR)
     if (inside / CONFIG_FILE).is_file():
         return inside
     raise ConfigError(f"teacher {configured} is neither a trained model directory nor a models directory "
