@@ -30,11 +30,12 @@ from chatwright.evaluation.nlu_evaluation import predict_intents
 from chatwright.evaluation.nlu_metrics import evaluate_nlu
 from chatwright.nlu.importers import import_banking77, import_bio, import_sst2
 from chatwright.nlu.intent_classifier import IntentSlotClassifier
-from chatwright.nlu.model_files import METRICS_FILE, publish, staging_dir
+from chatwright.nlu.model_files import METRICS_FILE, publish, read_card, staging_dir
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
 from chatwright.nlu.sentiment_data import Sentiment, SentimentExample, load_sentiment_data
 from chatwright.nlu.splits import split_data
 from chatwright.nlu.training_data import Example, NluData, nlu_data_from_examples
+from chatwright.training.distillation import teacher_directory
 from chatwright.training.train_nlu import split_sentiment_examples, train_intent_model, train_sentiment_model
 
 TASKS = ("banking77", "banking77_10shot", "snips", "sst2")
@@ -344,7 +345,9 @@ def _notes(task: str, settings: NluTrainingConfig) -> str:
     vote = ("the nearest training examples' vote mixed in at the share fitted on validation data (vote_weight)"
             if settings.vote_weight is None else f"the nearest training examples' vote at share {settings.vote_weight}")
     if settings.teacher is not None:
-        vote += (f", distilled from the trained model {Path(settings.teacher).name} (share "
+        teacher = read_card(teacher_directory(Path(settings.teacher),
+                                              "sentiment" if task == "sst2" else "intent_slots")).base_model
+        vote += (f", distilled from a model trained on {teacher} (share "
                  f"{settings.distillation_weight} of the loss, temperature {settings.distillation_temperature}, "
                  f"{settings.distillation_phrases} teacher-labelled phrases a message)")
     return (f"chatwright NLU trainer, mode {settings.mode}, base {settings.base_model}, seed {settings.seed}, "
