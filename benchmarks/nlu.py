@@ -96,28 +96,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.customer_copies < 1:
         parser.error("--customer-copies must be at least 1")
+    overrides = {"epochs": args.epochs, "min_steps": args.min_steps, "word_dropout": args.word_dropout,
+                 "lora_rank": args.lora_rank, "base_model": args.base_model, "learning_rate": args.learning_rate,
+                 "teacher": str(args.teacher.resolve()) if args.teacher else None,
+                 "distillation_weight": args.distillation_weight}
     settings = NluTrainingConfig(mode=args.mode, seed=args.seed, augment_copies=args.augment,
                                  precision=args.precision, weight_averaging=not args.no_weight_averaging,
                                  intent_names_as_examples=not args.no_intent_names, vote_weight=args.vote_weight,
-                                 crf=not args.no_crf, joint_decoding=not args.no_joint_decoding)
-    if args.epochs:
-        settings = settings.model_copy(update={"epochs": args.epochs})
-    if args.min_steps is not None:
-        settings = settings.model_copy(update={"min_steps": args.min_steps})
-    if args.word_dropout is not None:
-        settings = settings.model_copy(update={"word_dropout": args.word_dropout})
-    if args.lora_rank:
-        settings = settings.model_copy(update={"lora_rank": args.lora_rank})
-    if args.base_model:
-        settings = settings.model_copy(update={"base_model": args.base_model})
-    if args.learning_rate:
-        settings = settings.model_copy(update={"learning_rate": args.learning_rate})
-    if args.teacher:
-        settings = settings.model_copy(update={"teacher": str(args.teacher.resolve())})
-    if args.distillation_phrases:
-        settings = settings.model_copy(update={"distillation_phrases": args.distillation_phrases})
-    if args.distillation_weight is not None:
-        settings = settings.model_copy(update={"distillation_weight": args.distillation_weight})
+                                 crf=not args.no_crf, joint_decoding=not args.no_joint_decoding,
+                                 distillation_phrases=args.distillation_phrases,
+                                 **{key: value for key, value in overrides.items() if value is not None})
     work = args.work or Path(tempfile.mkdtemp(prefix="chatwright-nlu-"))
     name = f"nlu_{args.task}" + ("" if args.mode == "full" else f"_{args.mode}") + (
         f"_{round(100 * args.train_fraction)}pct" if args.train_fraction < 1 else "") + (

