@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ from llama_cpp import Llama
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks.common import RESULTS_DIR, Target, ingest, write_results
+from benchmarks.common import RESULTS_DIR, Target, free_port, ingest, write_results
 from chatwright.generation.answer import answer_system_prompt, build_answer_messages
 from chatwright.knowledge.index import KnowledgeIndex
 from chatwright.knowledge.sentence_selection import select_for_passages
@@ -241,13 +240,6 @@ def gguf_path(project: AssistantProject) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------------ server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager

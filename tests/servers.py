@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -14,16 +13,10 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from benchmarks.common import free_port
 from fastapi import FastAPI
 
 from database_urls import sqlite_url
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager

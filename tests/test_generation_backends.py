@@ -23,17 +23,12 @@ from chatwright.generation.llm import LLM, ChatMessage, complete
 from chatwright.generation.openai_llm import OpenAICompatibleLLM
 from chatwright.models.packaged import packaged_llm_path
 from chatwright.models.registry import load_llm
+from servers import free_port
 
 API_KEY = "test-key-for-chatwright"
 API_KEY_ENV = "CHATWRIGHT_TEST_API_KEY"
 GREETING = [ChatMessage("system", "You are a helpful assistant. Answer briefly."),
             ChatMessage("user", "Say hello to Ada.")]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def endpoint(port: int, **settings: object) -> EndpointModel:
