@@ -124,3 +124,20 @@ def test_the_cli_names_options_that_do_not_combine_instead_of_a_traceback(tmp_pa
     assert result.returncode == 2
     assert "assistant.yaml's nlu.training" in result.stderr and "mode full or lora" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_cli_trains_a_teacher_beside_the_served_models_and_a_student_from_it(tmp_path: Path) -> None:
+    root = write_nlu_project(tmp_path / "assistant", mode="full", epochs=2)
+    cli = [sys.executable, "-m", "chatwright.cli", "train", "nlu", str(root)]
+    taught = subprocess.run([*cli, "--base-model", "packaged:all-mpnet-base-v2", "--learning-rate", "4e-5",
+                             "--epochs", "1", "--out", "teacher"], capture_output=True, text=True, timeout=900)
+    assert taught.returncode == 0, taught.stderr
+    teacher = read_card(root / "teacher" / "nlu")
+    assert teacher.base_model == "packaged:all-mpnet-base-v2" and teacher.epochs_run == 1
+    assert not (root / "models").exists()  # the teacher did not replace the served models
+
+    student = subprocess.run([*cli, "--teacher", "teacher"], capture_output=True, text=True, timeout=900)
+    assert student.returncode == 0, student.stderr
+    card = read_card(root / "models" / "nlu")
+    assert card.base_model == "packaged:all-minilm-l6-v2"
+    assert card.distilled_from == "teacher"  # as given: read from the project directory, wherever it runs from

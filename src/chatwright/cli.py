@@ -318,18 +318,32 @@ def train_nlu(directory: ProjectDir,
                   help="auto, fp32, bf16 or int8 (8-bit encoder weights: faster on CPUs without bfloat16)"
               )] = None,
               teacher: Annotated[str | None, typer.Option(
-                  help="distil from this trained model, or a teacher project's models directory, trained on the "
-                       "same data (e.g. with a larger base_model); default from assistant.yaml"
-              )] = None
+                  help="distil from this trained model, or a models directory written with --out, trained on the "
+                       "same data (e.g. with a larger --base-model); default from assistant.yaml"
+              )] = None,
+              base_model: Annotated[str | None, typer.Option(
+                  help="encoder to fine-tune, e.g. packaged:all-mpnet-base-v2 for a teacher; default from "
+                       "assistant.yaml")] = None,
+              learning_rate: Annotated[float | None, typer.Option(
+                  help="the encoder's learning rate (a 12-layer teacher wants about 4e-5)")] = None,
+              epochs: Annotated[int | None, typer.Option(help="upper bound on training epochs")] = None,
+              out: Annotated[Path | None, typer.Option(
+                  help="write the models here instead of PROJECT/models, so a teacher does not replace the "
+                       "served models; a relative path is read from the project directory, as --teacher is")
+              ] = None
               ) -> None:
-    """Fine-tune the intent and slot model (and the sentiment model when sentiment.jsonl exists)."""
+    """Fine-tune the intent and slot model (and the sentiment model when sentiment.jsonl exists).
+
+    A teacher for distillation: `train nlu DIR --base-model packaged:all-mpnet-base-v2 --learning-rate 4e-5
+    --out teacher`, then `train nlu DIR --teacher teacher`."""
     from chatwright.training.train_nlu import train_project
 
     _configure_logging()
     with _user_errors():
         project = AssistantProject.load(directory)
         settings = project.config.nlu.training
-        given = (("mode", mode), ("augment_copies", augment), ("precision", precision), ("teacher", teacher))
+        given = (("mode", mode), ("augment_copies", augment), ("precision", precision), ("teacher", teacher),
+                 ("base_model", base_model), ("learning_rate", learning_rate), ("epochs", epochs))
         overrides = {key: value for key, value in given if value is not None}
         try:
             settings = settings.model_validate({**settings.model_dump(), **overrides})
@@ -337,7 +351,7 @@ def train_nlu(directory: ProjectDir,
             problems = "; ".join(problem["msg"] for problem in error.errors())
             raise ConfigError(f"the options do not combine with {project.config_path.name}'s nlu.training: "
                               f"{problems}") from error
-        result = train_project(project, settings)
+        result = train_project(project, settings, models_dir=project.root / out if out else None)
     for outcome in (result.intent, result.sentiment):
         if outcome is not None:
             figures = ", ".join(f"{key} {value}" for key, value in outcome.metrics.items())

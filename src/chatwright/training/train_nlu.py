@@ -18,7 +18,7 @@ from chatwright.nlu.intent_names import with_intent_names
 from chatwright.nlu.sentiment_data import SentimentExample, load_sentiment_data
 from chatwright.nlu.splits import split_data
 from chatwright.nlu.training_data import NluData, load_project_nlu_data
-from chatwright.project import AssistantProject
+from chatwright.project import INTENT_MODEL_DIR, SENTIMENT_MODEL_DIR, AssistantProject
 from chatwright.training.examples import (
     intent_task,
     sentiment_task,
@@ -35,18 +35,20 @@ class ProjectTraining:
 
 
 def train_project(project: AssistantProject, settings: NluTrainingConfig | None = None, *,
-                  show_progress: bool = True) -> ProjectTraining:
-    """Train the project's models into PROJECT/models/; the sentiment model only when it has sentiment data."""
+                  models_dir: Path | None = None, show_progress: bool = True) -> ProjectTraining:
+    """Train the project's models into PROJECT/models/, or into `models_dir` (a teacher's, which must not
+    replace the served models); the sentiment model only when the project has sentiment data."""
     settings = settings or project.config.nlu.training
+    models_dir = models_dir or project.models_dir
     data = load_project_nlu_data(project)
     if data is None:
         raise ConfigError("no intents.yaml to train on", path=project.intents_path)
-    intent = train_intent_model(data, settings, project.intent_model_dir, root=project.root,
+    intent = train_intent_model(data, settings, models_dir / INTENT_MODEL_DIR, root=project.root,
                                 show_progress=show_progress)
     sentiment = None
     if project.sentiment_path.is_file():
         sentiment = train_sentiment_model(load_sentiment_data(project.sentiment_path), settings,
-                                          project.sentiment_model_dir, root=project.root,
+                                          models_dir / SENTIMENT_MODEL_DIR, root=project.root,
                                           show_progress=show_progress)
     return ProjectTraining(intent, sentiment)
 
