@@ -153,8 +153,9 @@ class NluTrainingConfig(_Strict):
     teacher: str | None = Field(
         default=None, description="a model trained on the same data, usually on a larger encoder too slow to "
         "serve, whose predictions the models also learn from (knowledge distillation; full and LoRA modes): a "
-        "trained model directory, or a teacher project's models directory, whose nlu/ teaches the intent model "
-        "and sentiment/ the sentiment model; relative paths are read from the project directory")
+        "trained model directory, or a models directory (one `chatwright train nlu --out` wrote), whose nlu/ "
+        "teaches the intent model and sentiment/ the sentiment model; relative paths are read from the project "
+        "directory")
     distillation_weight: float = Field(
         default=0.5, ge=0.0, le=1.0, description="share of the training loss that follows the teacher's "
         "predictions; the rest follows the labels")
