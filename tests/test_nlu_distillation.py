@@ -124,6 +124,9 @@ def test_the_cli_names_options_that_do_not_combine_instead_of_a_traceback(tmp_pa
     assert result.returncode == 2
     assert "assistant.yaml's nlu.training" in result.stderr and "mode full or lora" in result.stderr
     assert "Traceback" not in result.stderr
+    ignored = subprocess.run([sys.executable, "-m", "chatwright.cli", "train", "nlu", str(root), "--learning-rate",
+                              "4e-5"], capture_output=True, text=True, timeout=120, check=False)
+    assert ignored.returncode == 2 and "mode quick does not use it" in ignored.stderr  # not silently ignored
 
 
 def test_the_cli_trains_a_teacher_beside_the_served_models_and_a_student_from_it(tmp_path: Path) -> None:

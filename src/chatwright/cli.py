@@ -325,8 +325,11 @@ def train_nlu(directory: ProjectDir,
                   help="encoder to fine-tune, e.g. packaged:all-mpnet-base-v2 for a teacher; default from "
                        "assistant.yaml")] = None,
               learning_rate: Annotated[float | None, typer.Option(
-                  help="the encoder's learning rate (a 12-layer teacher wants about 4e-5)")] = None,
-              epochs: Annotated[int | None, typer.Option(help="upper bound on training epochs")] = None,
+                  help="the encoder's learning rate in full fine-tuning (a 12-layer teacher wants about 4e-5)")
+              ] = None,
+              epochs: Annotated[int | None, typer.Option(
+                  help="upper bound on training epochs (small data trains more, up to nlu.training.min_steps)")
+              ] = None,
               out: Annotated[Path | None, typer.Option(
                   help="write the models here instead of PROJECT/models, so a teacher does not replace the "
                        "served models; a relative path is read from the project directory, as --teacher is")
@@ -351,6 +354,9 @@ def train_nlu(directory: ProjectDir,
             problems = "; ".join(problem["msg"] for problem in error.errors())
             raise ConfigError(f"the options do not combine with {project.config_path.name}'s nlu.training: "
                               f"{problems}") from error
+        if learning_rate is not None and settings.mode != "full":
+            raise ConfigError(f"--learning-rate is full fine-tuning's; mode {settings.mode} does not use it "
+                              f"(LoRA adapters learn at nlu.training.lora_learning_rate)")
         result = train_project(project, settings, models_dir=project.root / out if out else None)
     for outcome in (result.intent, result.sentiment):
         if outcome is not None:
