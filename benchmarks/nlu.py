@@ -13,6 +13,7 @@ import argparse
 import json
 import multiprocessing
 import random
+import re
 import resource
 import shutil
 import tempfile
@@ -91,11 +92,16 @@ def main() -> None:
                         "(the validation part keeps one copy)")
     parser.add_argument("--customer-heldout", type=Path, default=_CUSTOMER_DATA / "customer_sentiment_heldout.jsonl",
                         help="sst2: labelled customer-service messages to measure on (written apart from the above)")
+    parser.add_argument("--tag", default=None,
+                        help="added to the result name, so a run whose settings the name does not show (epochs, "
+                        "learning rate, which teacher) keeps its own result file")
     parser.add_argument("--save-to", type=Path, default=None,
                         help="publish the trained model here too (how the packaged sentiment model is made)")
     args = parser.parse_args()
     if args.customer_copies < 1:
         parser.error("--customer-copies must be at least 1")
+    if args.tag is not None and not re.fullmatch(r"[a-z0-9_]+", args.tag):
+        parser.error(f"--tag {args.tag!r}: use lower-case letters, digits and underscores (it becomes a file name)")
     overrides = {"epochs": args.epochs, "min_steps": args.min_steps, "word_dropout": args.word_dropout,
                  "lora_rank": args.lora_rank, "base_model": args.base_model, "learning_rate": args.learning_rate,
                  "teacher": str(args.teacher.resolve()) if args.teacher else None,
@@ -119,7 +125,8 @@ def main() -> None:
         f"_base_{_short_name(args.base_model)}" if args.base_model else "") + (
         "_distilled" if args.teacher else "") + (
         f"_phrases{args.distillation_phrases}" if args.distillation_phrases else "") + (
-        f"_weight{round(100 * args.distillation_weight)}" if args.distillation_weight is not None else "")
+        f"_weight{round(100 * args.distillation_weight)}" if args.distillation_weight is not None else "") + (
+        f"_{args.tag}" if args.tag else "")
     if args.task == "sst2":
         metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
                                  (args.customer_data, args.customer_heldout), args.customer_copies)
