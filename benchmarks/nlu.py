@@ -45,6 +45,30 @@ _CUSTOMER_DATA = Path(__file__).parent / "data"
 
 
 def main() -> None:
+    args = parse_arguments()
+    overrides = {"epochs": args.epochs, "min_steps": args.min_steps, "word_dropout": args.word_dropout,
+                 "lora_rank": args.lora_rank, "base_model": args.base_model, "learning_rate": args.learning_rate,
+                 "teacher": str(args.teacher.resolve()) if args.teacher else None,
+                 "distillation_weight": args.distillation_weight}
+    settings = NluTrainingConfig(mode=args.mode, seed=args.seed, augment_copies=args.augment,
+                                 precision=args.precision, weight_averaging=not args.no_weight_averaging,
+                                 intent_names_as_examples=not args.no_intent_names, vote_weight=args.vote_weight,
+                                 crf=not args.no_crf, joint_decoding=not args.no_joint_decoding,
+                                 distillation_phrases=args.distillation_phrases,
+                                 **{key: value for key, value in overrides.items() if value is not None})
+    work = args.work or Path(tempfile.mkdtemp(prefix="chatwright-nlu-"))
+    if args.task == "sst2":
+        metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
+                                 (args.customer_data, args.customer_heldout), args.customer_copies)
+    else:
+        metrics, targets = _intents(args.task, args.data, settings, work, args.train_fraction, args.evaluate)
+    metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    path = write_results(result_name(args), metrics, targets, notes=_notes(args.task, settings))
+    print(path.read_text())
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked: a bad value stops here with a usage error, before any training."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder holding banking77/, snips/, sst2/")
     parser.add_argument("--task", choices=TASKS, required=True)
@@ -97,23 +121,18 @@ def main() -> None:
                         "learning rate, which teacher) keeps its own result file")
     parser.add_argument("--save-to", type=Path, default=None,
                         help="publish the trained model here too (how the packaged sentiment model is made)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.customer_copies < 1:
         parser.error("--customer-copies must be at least 1")
     if args.tag is not None and not re.fullmatch(r"[a-z0-9_]+", args.tag):
         parser.error(f"--tag {args.tag!r}: use lower-case letters, digits and underscores (it becomes a file name)")
-    overrides = {"epochs": args.epochs, "min_steps": args.min_steps, "word_dropout": args.word_dropout,
-                 "lora_rank": args.lora_rank, "base_model": args.base_model, "learning_rate": args.learning_rate,
-                 "teacher": str(args.teacher.resolve()) if args.teacher else None,
-                 "distillation_weight": args.distillation_weight}
-    settings = NluTrainingConfig(mode=args.mode, seed=args.seed, augment_copies=args.augment,
-                                 precision=args.precision, weight_averaging=not args.no_weight_averaging,
-                                 intent_names_as_examples=not args.no_intent_names, vote_weight=args.vote_weight,
-                                 crf=not args.no_crf, joint_decoding=not args.no_joint_decoding,
-                                 distillation_phrases=args.distillation_phrases,
-                                 **{key: value for key, value in overrides.items() if value is not None})
-    work = args.work or Path(tempfile.mkdtemp(prefix="chatwright-nlu-"))
-    name = f"nlu_{args.task}" + ("" if args.mode == "full" else f"_{args.mode}") + (
+    return args
+
+
+def result_name(args: argparse.Namespace) -> str:
+    """The results file's name: the task, the compared settings that differ from their defaults, and the tag for
+    what the name does not show, so runs that differ do not overwrite each other's results."""
+    return f"nlu_{args.task}" + ("" if args.mode == "full" else f"_{args.mode}") + (
         f"_{round(100 * args.train_fraction)}pct" if args.train_fraction < 1 else "") + (
         f"_augment{args.augment}" if args.augment else "") + ("_int8" if args.precision == "int8" else "") + (
         "_no_averaging" if args.no_weight_averaging else "") + ("_no_intent_names" if args.no_intent_names else "") + (
@@ -127,14 +146,6 @@ def main() -> None:
         f"_phrases{args.distillation_phrases}" if args.distillation_phrases else "") + (
         f"_weight{round(100 * args.distillation_weight)}" if args.distillation_weight is not None else "") + (
         f"_{args.tag}" if args.tag else "")
-    if args.task == "sst2":
-        metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
-                                 (args.customer_data, args.customer_heldout), args.customer_copies)
-    else:
-        metrics, targets = _intents(args.task, args.data, settings, work, args.train_fraction, args.evaluate)
-    metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    path = write_results(name, metrics, targets, notes=_notes(args.task, settings))
-    print(path.read_text())
 
 
 def _short_name(reference: str) -> str:
