@@ -4,7 +4,8 @@
 
 Each task trains with chatwright's own trainer on the official train split (validation split off it, or the
 dataset's own validation split), then measures on the official test (or dev) split: accuracy figures, training
-time, model load time, per-message latency at batch 1 and peak RSS. Results go to results/nlu_TASK[_MODE].json.
+time, model load time, per-message latency at batch 1 and peak RSS. Results go to results/nlu_TASK[_MODE]...json,
+named after the settings that differ from the defaults and the --tag (`result_name`).
 """
 
 from __future__ import annotations
