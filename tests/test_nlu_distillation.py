@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from chatwright.config import NluTrainingConfig
 from chatwright.errors import ConfigError
@@ -127,6 +128,19 @@ def test_the_cli_names_options_that_do_not_combine_instead_of_a_traceback(tmp_pa
     ignored = subprocess.run([sys.executable, "-m", "chatwright.cli", "train", "nlu", str(root), "--learning-rate",
                               "4e-5"], capture_output=True, text=True, timeout=120, check=False)
     assert ignored.returncode == 2 and "mode quick does not use it" in ignored.stderr  # not silently ignored
+
+
+def test_a_configured_learning_rate_that_the_mode_does_not_use_is_warned_of(tmp_path: Path) -> None:
+    root = write_nlu_project(tmp_path / "assistant")  # quick mode: the encoder stays frozen
+    config = root / "assistant.yaml"
+    config.write_text(config.read_text().replace("  training:\n", "  training:\n    learning_rate: 4.0e-5\n"))
+    with capture_logs() as logs:
+        train_project(AssistantProject.load(root), show_progress=False)
+    warned = [entry for entry in logs if "this mode does not use it" in entry["event"]]
+    assert len(warned) == 1 and warned[0]["mode"] == "quick" and warned[0]["learning_rate"] == 4e-5
+    with capture_logs() as logs:
+        train_project(AssistantProject.load(write_nlu_project(tmp_path / "plain")), show_progress=False)
+    assert not [entry for entry in logs if "this mode does not use it" in entry["event"]]
 
 
 def test_the_cli_trains_a_teacher_beside_the_served_models_and_a_student_from_it(tmp_path: Path) -> None:
