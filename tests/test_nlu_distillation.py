@@ -136,11 +136,11 @@ def test_a_configured_learning_rate_that_the_mode_does_not_use_is_warned_of(tmp_
     config.write_text(config.read_text().replace("  training:\n", "  training:\n    learning_rate: 4.0e-5\n"))
     with capture_logs() as logs:
         train_project(AssistantProject.load(root), show_progress=False)
-    warned = [entry for entry in logs if "this mode does not use it" in entry["event"]]
+    warned = [entry for entry in logs if "mode quick does not use it" in entry["event"]]
     assert len(warned) == 1 and warned[0]["mode"] == "quick" and warned[0]["learning_rate"] == 4e-5
     with capture_logs() as logs:
         train_project(AssistantProject.load(write_nlu_project(tmp_path / "plain")), show_progress=False)
-    assert not [entry for entry in logs if "this mode does not use it" in entry["event"]]
+    assert not [entry for entry in logs if "does not use it" in entry["event"]]
 
 
 def test_the_cli_trains_a_teacher_beside_the_served_models_and_a_student_from_it(tmp_path: Path) -> None:

@@ -354,9 +354,8 @@ def train_nlu(directory: ProjectDir,
             problems = "; ".join(problem["msg"] for problem in error.errors())
             raise ConfigError(f"the options do not combine with {project.config_path.name}'s nlu.training: "
                               f"{problems}") from error
-        if learning_rate is not None and settings.mode != "full":
-            raise ConfigError(f"--learning-rate is full fine-tuning's; mode {settings.mode} does not use it "
-                              f"(LoRA adapters learn at nlu.training.lora_learning_rate)")
+        if learning_rate is not None and (unused := settings.unused_learning_rate):
+            raise ConfigError(f"--learning-rate: {unused}")
         result = train_project(project, settings, models_dir=project.root / out if out else None)
     for outcome in (result.intent, result.sentiment):
         if outcome is not None:

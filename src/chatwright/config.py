@@ -114,7 +114,9 @@ class NluTrainingConfig(_Strict):
         default=2, ge=1, description="epochs without validation gain before stopping; the averaged weights make "
         "validation smooth enough that two are enough (without `weight_averaging`, 3 is safer)")
     batch_size: int = Field(default=32, ge=1)
-    learning_rate: float = Field(default=1e-4, gt=0)
+    learning_rate: float = Field(
+        default=1e-4, gt=0, description="the encoder's rate in full fine-tuning (LoRA adapters learn at "
+        "lora_learning_rate; quick and contrastive heads at their own)")
     head_learning_rate: float = Field(default=2e-3, gt=0)
     label_smoothing: float = Field(
         default=0.1, ge=0.0, lt=1.0, description="intent targets softened this much: less over-fitting to "
@@ -179,6 +181,16 @@ class NluTrainingConfig(_Strict):
         default=None, ge=0.0, le=1.0, description="share of the nearest training examples' vote in intent and "
         "sentiment probabilities (nlu/neighbours.py); default: fitted on validation data, 0 where it does not "
         "help; 0 turns it off")
+
+    @property
+    def unused_learning_rate(self) -> str | None:
+        """Why `learning_rate`, set away from its default, goes unused in this mode; None when it is used or left
+        alone. Not a validation error: a template's whole training block may be uncommented for another mode."""
+        if self.mode == "full" or self.learning_rate == type(self).model_fields["learning_rate"].default:
+            return None
+        instead = ("LoRA adapters learn at nlu.training.lora_learning_rate" if self.mode == "lora"
+                   else "its heads train at their own fixed rates")
+        return f"learning_rate is full fine-tuning's; mode {self.mode} does not use it ({instead})"
 
     @model_validator(mode="after")
     def _teacher_needs_fine_tuning(self) -> NluTrainingConfig:

@@ -119,12 +119,8 @@ class JointTrainer:
         if not train:
             raise ValueError("no training examples")
         settings = self.settings
-        default_rate = NluTrainingConfig.model_fields["learning_rate"].default
-        if settings.mode != "full" and settings.learning_rate != default_rate:
-            # the command line refuses --learning-rate outside full mode; a configuration file can only be told
-            log.warning("learning_rate is the encoder's rate in full fine-tuning; this mode does not use it",
-                        mode=settings.mode, learning_rate=settings.learning_rate,
-                        used_instead="lora_learning_rate" if settings.mode == "lora" else "its own fixed rates")
+        if unused := settings.unused_learning_rate:  # the command line refuses it; a configuration file is told
+            log.warning(unused, mode=settings.mode, learning_rate=settings.learning_rate)
         _seed(settings.seed)
         torch.set_num_threads(available_cpus())
         started = time.perf_counter()
