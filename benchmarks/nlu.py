@@ -54,6 +54,7 @@ def main() -> None:
     settings = NluTrainingConfig(mode=args.mode, seed=args.seed, augment_copies=args.augment,
                                  precision=args.precision, weight_averaging=not args.no_weight_averaging,
                                  intent_names_as_examples=not args.no_intent_names, vote_weight=args.vote_weight,
+                                 lexicon_weight=args.lexicon_weight,
                                  crf=not args.no_crf, joint_decoding=not args.no_joint_decoding,
                                  distillation_phrases=args.distillation_phrases,
                                  **{key: value for key, value in overrides.items() if value is not None})
@@ -95,6 +96,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vote-weight", type=float, default=None,
                         help="fixed share of the nearest training examples' vote (0: the head alone, the "
                         "comparison for it); default: fitted on validation data")
+    parser.add_argument("--lexicon-weight", type=float, default=None,
+                        help="fixed weight of the slot lexicon's bonus (0: none, the comparison for it); default: "
+                        "fitted on validation data")
     parser.add_argument("--work", type=Path, default=None, help="where to keep the trained model")
     parser.add_argument("--lora-rank", type=int, default=None)
     parser.add_argument("--base-model", default=None,
@@ -137,7 +141,8 @@ def result_name(args: argparse.Namespace) -> str:
         f"_{round(100 * args.train_fraction)}pct" if args.train_fraction < 1 else "") + (
         f"_augment{args.augment}" if args.augment else "") + ("_int8" if args.precision == "int8" else "") + (
         "_no_averaging" if args.no_weight_averaging else "") + ("_no_intent_names" if args.no_intent_names else "") + (
-        "_no_vote" if args.vote_weight == 0 else "") + ("_no_crf" if args.no_crf else "") + (
+        "_no_vote" if args.vote_weight == 0 else "") + ("_no_lexicon" if args.lexicon_weight == 0 else "") + (
+        "_no_crf" if args.no_crf else "") + (
         "_no_joint" if args.no_joint_decoding and args.task == "snips" else "") + (
         f"_word_dropout{round(100 * args.word_dropout)}" if args.word_dropout is not None else "") + (
         f"_customer{args.customer_copies}" if args.customer_copies != 1 else "") + (
@@ -185,7 +190,8 @@ def _intents(task: str, data: Path, settings: NluTrainingConfig, work: Path, fra
         "intent_accuracy": round(100 * scores.intent_accuracy, 2),
         "intent_macro_f1": round(100 * scores.intent_macro_f1, 2),
         "test_examples": len(examples), "train_examples": len(train.examples()),
-        "epochs": card.epochs_run, "vote_weight": card.vote_weight, "training_seconds": card.training_seconds,
+        "epochs": card.epochs_run, "vote_weight": card.vote_weight, "lexicon_weight": card.lexicon_weight,
+        "training_seconds": card.training_seconds,
         **validation_metrics(model_dir), "precision": card.precision, **served,
         "oos_threshold": round(card.oos_threshold, 4),
         "rejected_as_out_of_scope": round(100 * sum(p.intent != p.ranking[0][0] for p in predictions)
@@ -349,6 +355,9 @@ def _notes(task: str, settings: NluTrainingConfig) -> str:
         names += "slots tagged with a CRF, " if settings.crf else "slots tagged word by word (no CRF), "
         names += ("intent and slots decided jointly, " if settings.joint_decoding
                   else "intent decided first, then its slots, ")
+        names += ("slot values seen in training as a bonus at the weight fitted on validation data (lexicon_weight), "
+                  if settings.lexicon_weight is None else f"slot values seen in training as a bonus at weight "
+                  f"{settings.lexicon_weight}, " if settings.lexicon_weight else "no slot lexicon, ")
     vote = ("the nearest training examples' vote mixed in at the share fitted on validation data (vote_weight)"
             if settings.vote_weight is None else f"the nearest training examples' vote at share {settings.vote_weight}")
     if settings.teacher is not None:

@@ -113,10 +113,11 @@ def write_nlu_project(root: Path, *, mode: str = "quick", epochs: int = 12) -> P
     return root
 
 
-def trained_nlu_project(root: Path, *, precision: str) -> AssistantProject:
-    """The sample project, its models trained (quick mode) in `precision`."""
+def trained_nlu_project(root: Path, **training: str | float) -> AssistantProject:
+    """The sample project, its models trained (quick mode) with these `nlu.training` settings added."""
     config = write_nlu_project(root) / "assistant.yaml"
-    config.write_text(config.read_text().replace("  training:\n", f"  training:\n    precision: {precision}\n"))
+    settings = "".join(f"    {name}: {value}\n" for name, value in training.items())
+    config.write_text(config.read_text().replace("  training:\n", f"  training:\n{settings}"))
     project = AssistantProject.load(root)
     train_project(project, show_progress=False)
     return project

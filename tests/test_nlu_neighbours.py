@@ -16,8 +16,7 @@ from chatwright.nlu.neighbours import MAX_PER_LABEL, NEIGHBOURS_FILE, NeighbourV
 from chatwright.nlu.trained_model import TrainedModel
 from chatwright.nlu.training_data import load_nlu_data
 from chatwright.project import AssistantProject
-from chatwright.training.train_nlu import train_project
-from nlu_samples import write_nlu_project
+from nlu_samples import trained_nlu_project
 
 
 def _clusters(rng: np.random.Generator, labels: np.ndarray, spread: float = 0.1) -> np.ndarray:
@@ -77,10 +76,7 @@ def test_a_saved_vote_gives_the_same_votes(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def voting_model(tmp_path_factory: pytest.TempPathFactory) -> AssistantProject:
     """A quick model given a fixed share of the vote (a fitted share is whatever its small validation says)."""
-    config = write_nlu_project(tmp_path_factory.mktemp("vote") / "assistant") / "assistant.yaml"
-    config.write_text(config.read_text().replace("  training:\n", "  training:\n    vote_weight: 0.3\n"))
-    project = AssistantProject.load(config.parent)
-    train_project(project, show_progress=False)
+    project = trained_nlu_project(tmp_path_factory.mktemp("vote") / "assistant", vote_weight=0.3)
     assert read_card(project.intent_model_dir).vote_weight == 0.3
     return project
 

@@ -30,6 +30,7 @@ from chatwright.nlu.neighbours import NEIGHBOURS_FILE
 from chatwright.nlu.precision import bf16_pays, resolve
 from chatwright.nlu.sentiment_classifier import SentimentClassifier
 from chatwright.nlu.sentiment_data import Sentiment, SentimentExample
+from chatwright.nlu.slot_lexicon import LEXICON_FILE
 from chatwright.nlu.trained_model import TorchOnOneThread, TrainedModel, load_encoder
 from chatwright.nlu.training_data import load_nlu_data, load_project_nlu_data
 from chatwright.project import AssistantProject
@@ -152,7 +153,9 @@ def test_quick_model_is_a_self_describing_directory(quick_project: AssistantProj
     model_dir = quick_project.intent_model_dir
     card = read_card(model_dir)
     vote = {NEIGHBOURS_FILE} if card.vote_weight > 0 else set()  # kept only when validation gave it a share
-    assert {path.name for path in model_dir.iterdir()} == {"nlu.json", "heads.safetensors", "metrics.json", *vote}
+    lexicon = {LEXICON_FILE} if card.lexicon_weight > 0 else set()  # likewise
+    assert {path.name for path in model_dir.iterdir()} == {"nlu.json", "heads.safetensors", "metrics.json", *vote,
+                                                           *lexicon}
     data = load_project_nlu_data(quick_project)
     assert data is not None
     assert card.mode == "quick" and card.kind == "intent_slots"

@@ -181,6 +181,10 @@ class NluTrainingConfig(_Strict):
         default=None, ge=0.0, le=1.0, description="share of the nearest training examples' vote in intent and "
         "sentiment probabilities (nlu/neighbours.py); default: fitted on validation data, 0 where it does not "
         "help; 0 turns it off")
+    lexicon_weight: float | None = Field(
+        default=None, ge=0.0, description="weight of the bonus that slot values seen in training add to the "
+        "tagger's scores where a message repeats one (nlu/slot_lexicon.py); default: fitted on validation data, "
+        "0 where it does not help; 0 turns it off")
 
     @property
     def unused_learning_rate(self) -> str | None:

@@ -106,6 +106,14 @@ class TagDecoder:
             log_probs = log_probs + self.penalties[label]
         return viterbi(log_probs, self.start, self.transitions, self.end)
 
+    def decide(self, log_probs: npt.NDArray[np.float32], probabilities: npt.NDArray[np.float32], *,
+               jointly: bool) -> tuple[npt.NDArray[np.float32], list[int]]:
+        """A message's label probabilities and tag ids as served: decided together (`decode_jointly`), or the
+        likeliest label first and then its tags."""
+        if jointly:
+            return self.decode_jointly(log_probs, probabilities)
+        return probabilities, self.decode(log_probs, int(probabilities.argmax()))
+
     def decode_jointly(self, log_probs: npt.NDArray[np.float32],
                        probabilities: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], list[int]]:
         """Intent and tags decided together: each intent's probability times the likelihood of its best tags

@@ -5,6 +5,7 @@
     encoder/            full and contrastive training: the encoder and its tokenizer (safetensors)
     adapter/            LoRA: the adapter weights only; the base encoder comes from `base_model`
     neighbours.safetensors  the training examples' sentence vectors, when their vote counts (`vote_weight`)
+    slot_lexicon.json   the slot values seen in training, when their bonus counts (`lexicon_weight`)
     metrics.json        validation figures from training
 
 A new model is written beside the old one and swapped in with renames, so an interrupted run never leaves a
@@ -66,6 +67,9 @@ class ModelCard(BaseModel):
     vote_weight: float = Field(
         default=0.0, ge=0.0, le=1.0, description="share of the nearest training examples' vote in the label "
         "probabilities (fitted on validation data); 0: the head alone")
+    lexicon_weight: float = Field(
+        default=0.0, ge=0.0, description="weight of the bonus that slot values seen in training add to the tag "
+        "log-probabilities (nlu/slot_lexicon.py; fitted on validation data); 0: no bonus")
     distilled_from: str | None = Field(default=None, description="the teacher model it also learned from, if any")
     data_hash: str
     trained_at: str

@@ -31,6 +31,7 @@ from chatwright.nlu.markup import EntitySpan
 from chatwright.nlu.model_files import ADAPTER_DIR, ENCODER_DIR, ENCODER_SAVED, HEADS_FILE, ModelCard, read_card
 from chatwright.nlu.neighbours import NeighbourVote, mix
 from chatwright.nlu.precision import runs_in
+from chatwright.nlu.slot_lexicon import SlotLexicon
 
 
 @dataclass(frozen=True)
@@ -50,33 +51,34 @@ def load_encoder(location: str) -> tuple[PreTrainedTokenizerBase, PreTrainedMode
 
 class TrainedModel:
     def __init__(self, card: ModelCard, tokenizer: PreTrainedTokenizerBase, network: JointModel,
-                 vote: NeighbourVote | None = None) -> None:
+                 vote: NeighbourVote | None = None, lexicon: SlotLexicon | None = None) -> None:
         """`network` with its encoder already in the form it is served in (see `load`); `vote` when the card
-        gives the neighbour vote a share."""
+        gives the neighbour vote a share, `lexicon` when it gives the slot lexicon a weight."""
         self.card = card
         self._tokenizer = tokenizer
         self.precision = runs_in(card.precision)
         self._network = network.eval()
         self._decoder = network.heads.tag_decoder(card.labels, card.intent_slots)
         self._vote = vote
+        self._lexicon = lexicon
 
     @classmethod
     def load(cls, directory: Path, *, root: Path | None = None) -> TrainedModel:
         card = read_card(directory)
         precision = runs_in(card.precision)
         tokenizer, network = _network(directory, card, root)
-        vote = _vote(directory, card)
+        vote, lexicon = _vote(directory, card), _lexicon(directory, card)
         if precision == "bf16":  # bf16 weights: faster at batch 1 than autocast, which re-casts every call
-            return cls(card, tokenizer, network.to(torch.bfloat16), vote)
+            return cls(card, tokenizer, network.to(torch.bfloat16), vote, lexicon)
         graph = onnx_graph(network.encoder, tokenizer, int8=precision == "int8")
         if graph is None:  # the small heads stay exact either way
             network.encoder = in_pytorch(network.encoder, precision)
-            return cls(card, tokenizer, network, vote)
+            return cls(card, tokenizer, network, vote, lexicon)
         served = load_after_release(graph, lambda: setattr(network, "encoder", nn.Identity()))
         if served is None:
             return cls.load(directory, root=root)  # exports the deleted graph afresh
         network.encoder = served
-        return cls(card, tokenizer, network, vote)
+        return cls(card, tokenizer, network, vote, lexicon)
 
     @torch.inference_mode()
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[RawPrediction]:
@@ -112,7 +114,11 @@ class TrainedModel:
             tag_log_probs = special.log_softmax(tag_logits.float().numpy(), axis=-1)
             for row, (text, (words, spans)) in enumerate(zip(chunk, split, strict=True)):
                 kept = int(batch.word_mask[row, :len(words)].sum())  # the words within the token budget
-                row_probabilities, tags = self._decide(probabilities[row], tag_log_probs[row, :kept])
+                row_log_probs = tag_log_probs[row, :kept]
+                if self._lexicon is not None:
+                    row_log_probs = row_log_probs + self.card.lexicon_weight * self._lexicon.bonus(
+                        words[:kept], self.card.tags)
+                row_probabilities, tags = self._decide(probabilities[row], row_log_probs)
                 entities = spans_from_tags(text, spans, tags + ["O"] * (len(words) - kept)) if tags else ()
                 results.append(RawPrediction(row_probabilities, entities))
         return results
@@ -122,10 +128,7 @@ class TrainedModel:
         """The message's label probabilities and its words' tags (none when the model tags nothing)."""
         if len(self.card.tags) <= 1 or not len(log_probs):
             return probabilities, []
-        if self.card.joint_decoding:
-            probabilities, tags = self._decoder.decode_jointly(log_probs, probabilities)
-        else:
-            tags = self._decoder.decode(log_probs, int(probabilities.argmax()))
+        probabilities, tags = self._decoder.decide(log_probs, probabilities, jointly=self.card.joint_decoding)
         return probabilities, [self.card.tags[i] for i in tags]
 
 
@@ -137,6 +140,16 @@ def _vote(directory: Path, card: ModelCard) -> NeighbourVote | None:
     except (OSError, KeyError, SafetensorError) as error:
         raise ModelLoadError(f"{directory} gives the neighbour vote weight {card.vote_weight} but its "
                              f"neighbours file cannot be read: {error}") from error
+
+
+def _lexicon(directory: Path, card: ModelCard) -> SlotLexicon | None:
+    if card.lexicon_weight == 0:
+        return None
+    try:
+        return SlotLexicon.load(directory)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelLoadError(f"{directory} gives the slot lexicon weight {card.lexicon_weight} but its "
+                             f"lexicon file cannot be read: {error}") from error
 
 
 def _network(directory: Path, card: ModelCard, root: Path | None) -> tuple[PreTrainedTokenizerBase, JointModel]:

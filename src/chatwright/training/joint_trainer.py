@@ -31,6 +31,7 @@ from transformers import PreTrainedTokenizerBase
 from chatwright.config import NluTrainingConfig, TrainingMode
 from chatwright.models.onnx_encoder import served_encoder
 from chatwright.models.registry import available_cpus, encoder_location, local_path
+from chatwright.nlu.bio import TagDecoder
 from chatwright.nlu.joint_model import EncodedBatch, JointHeads, JointModel, JointOutput, encode_words
 from chatwright.nlu.model_files import (
     ADAPTER_DIR,
@@ -46,6 +47,7 @@ from chatwright.nlu.model_files import (
 )
 from chatwright.nlu.neighbours import NeighbourVote, fit_vote_weight, kept_rows, mix
 from chatwright.nlu.precision import autocast, resolve, served
+from chatwright.nlu.slot_lexicon import SlotLexicon, fit_lexicon_weight
 from chatwright.nlu.trained_model import load_encoder
 from chatwright.training.calibration import fit_temperature, oos_threshold, softmax
 from chatwright.training.contrastive import in_batch_contrastive_loss, pair_batches
@@ -173,19 +175,25 @@ class JointTrainer:
             vote_weight = (fit_vote_weight(head, votes, validation_labels) if settings.vote_weight is None
                            else settings.vote_weight)
             probabilities = mix(head, votes, vote_weight)
-        joint = scores.tag_log_probs if settings.joint_decoding and task.intent_slots is not None else None
-        if joint is not None:  # the threshold is then calibrated on what serving will compare with it
-            decoder = heads.tag_decoder(task.labels, task.intent_slots)
+        jointly = settings.joint_decoding and task.intent_slots is not None
+        decoder = heads.tag_decoder(task.labels, task.intent_slots)
+        lexicon, lexicon_weight, log_probs = None, 0.0, scores.tag_log_probs
+        if log_probs is not None and settings.lexicon_weight != 0:
+            lexicon = SlotLexicon.of([(example.words, [task.tags[tag] for tag in example.tags]) for example in train])
+            lexicon_weight, log_probs = _weigh_lexicon(lexicon, settings.lexicon_weight, task.tags, loop.validation,
+                                                       log_probs, probabilities, decoder, jointly=jointly)
+        if jointly and log_probs is not None:  # the threshold is then calibrated on what serving will compare with it
             probabilities = np.stack([decoder.decode_jointly(words, row)[0]
-                                      for words, row in zip(joint, probabilities, strict=True)])
+                                      for words, row in zip(log_probs, probabilities, strict=True)])
         threshold = self._threshold(task, probabilities, validation_labels)
         seconds = time.perf_counter() - started
         card = ModelCard(kind=task.kind, mode=settings.mode, base_model=settings.base_model,
                          max_tokens=settings.max_tokens, precision=precision, labels=task.labels, tags=task.tags,
                          temperature=temperature, oos_intent=task.oos_intent, oos_threshold=threshold,
                          neutral_below=task.neutral_below, intent_slots=task.intent_slots,
-                         word_context=heads.word_context, crf=heads.crf is not None, joint_decoding=joint is not None,
-                         vote_weight=vote_weight, distilled_from=settings.teacher,
+                         word_context=heads.word_context, crf=heads.crf is not None,
+                         joint_decoding=jointly and log_probs is not None, vote_weight=vote_weight,
+                         lexicon_weight=lexicon_weight, distilled_from=settings.teacher,
                          data_hash=task.data_hash,
                          trained_at=datetime.now(UTC).isoformat(timespec="seconds"), epochs_run=epochs,
                          training_seconds=round(seconds, 1))
@@ -193,11 +201,11 @@ class JointTrainer:
                    "validation_accuracy_as_served": round(float((probabilities.argmax(axis=1)  # vote, joint decoding
                                                                  == validation_labels).mean()), 4),
                    "training_seconds": round(seconds, 1), "epochs": epochs, "temperature": round(temperature, 3),
-                   "vote_weight": vote_weight, "oos_threshold": round(threshold, 4),
+                   "vote_weight": vote_weight, "lexicon_weight": lexicon_weight, "oos_threshold": round(threshold, 4),
                    "train_examples": len(train), "validation_examples": len(validation)}
         if scores.slot_f1 is not None:
             metrics["validation_slot_f1"] = round(scores.slot_f1, 4)
-        _write_model(network, tokenizer, card, metrics, target, vote)
+        _write_model(network, tokenizer, card, metrics, target, vote, lexicon)
         _remove(checkpoint)
         log.info("model trained", kind=task.kind, mode=settings.mode, target=str(target), **metrics)
         return TrainingOutcome(card, metrics, target)
@@ -609,11 +617,33 @@ def _encoder_as_served(network: JointModel, tokenizer: PreTrainedTokenizerBase,
         network.encoder = trained
 
 
+def _weigh_lexicon(lexicon: SlotLexicon, weight: float | None, tags: Sequence[str],
+                   validation: Sequence[TaggedExample], log_probs: Sequence[npt.NDArray[np.float32]],
+                   probabilities: npt.NDArray[np.float32], decoder: TagDecoder, *, jointly: bool
+                   ) -> tuple[float, list[npt.NDArray[np.float32]]]:
+    """The lexicon's weight (`weight`, or fitted on the validation messages as they will be decoded when None)
+    and the validation tag log-probabilities with its bonus added at that weight."""
+    bonuses = [lexicon.bonus(example.words[:len(rows)], tags)
+               for example, rows in zip(validation, log_probs, strict=True)]
+
+    def decode(candidate: float) -> list[tuple[int, list[int]]]:
+        decided = (decoder.decide(rows + candidate * bonus, row, jointly=jointly)
+                   for rows, bonus, row in zip(log_probs, bonuses, probabilities, strict=True))
+        return [(int(label_probabilities.argmax()), tag_ids) for label_probabilities, tag_ids in decided]
+
+    if weight is None:
+        weight = fit_lexicon_weight(decode, [(example.label, list(example.tags)) for example in validation])
+    return weight, [rows + weight * bonus for rows, bonus in zip(log_probs, bonuses, strict=True)]
+
+
 def _write_model(network: JointModel, tokenizer: PreTrainedTokenizerBase, card: ModelCard,
-                 metrics: dict[str, float], target: Path, vote: NeighbourVote | None) -> None:
+                 metrics: dict[str, float], target: Path, vote: NeighbourVote | None,
+                 lexicon: SlotLexicon | None) -> None:
     staging = staging_dir(target)
     if vote is not None and card.vote_weight > 0:
         vote.save(staging)
+    if lexicon is not None and card.lexicon_weight > 0:
+        lexicon.save(staging)
     save_file({name: tensor.contiguous() for name, tensor in network.heads.state_dict().items()},
               str(staging / HEADS_FILE))
     encoder: Any = network.encoder  # the trained transformers or peft model: each saves itself
