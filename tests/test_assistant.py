@@ -13,7 +13,7 @@ from chatwright.dialogue.assistant import Assistant
 from chatwright.dialogue.types import HistoryTurn, Reply, Route, Token
 from chatwright.generation.history import fit_history
 from chatwright.generation.llm import LLM
-from chatwright.generation.rewrite import looks_like_follow_up
+from chatwright.generation.rewrite import QueryRewriter, dropped_words, looks_like_follow_up
 from chatwright.models.registry import load_llm
 from chatwright.project import AssistantProject
 from servers import free_port
@@ -102,6 +102,26 @@ def test_a_follow_up_is_rewritten_with_the_conversation(assistant: Assistant, vi
     assert any("top" in citation.source for citation in reply.citations), reply.citations
     assert any("0.7%" in citation.text for citation in reply.citations)
     assert "0.7%" in reply.text, reply.text
+
+
+def test_a_follow_up_keeps_what_it_asks_about_even_when_the_model_drops_it(assistant: Assistant) -> None:
+    """The 0.5B model rewrote this follow-up back into the first question, without "Mastercard" (by hand, the
+    bank demo); the rewrite must keep the new subject, and no citation marker from the answer."""
+    history = [HistoryTurn("user", "What fees do I pay when I use my card abroad?"),
+               HistoryTurn("assistant", "Payments in other currencies cost a 0.5% markup with a Visa card. [1]")]
+    rewriter = QueryRewriter(assistant.llm)
+    rewritten = rewriter.rewrite(history, "and for Mastercard?")
+    assert rewritten is not None
+    assert "mastercard" in rewritten.lower() and "abroad" in rewritten.lower(), rewritten
+    assert "[1]" not in rewritten
+    assert not dropped_words("and for Mastercard?", rewritten)
+
+
+def test_a_rewrite_must_keep_the_follow_ups_content_words() -> None:
+    assert dropped_words("and for Mastercard?", "What fees do I pay when I use my card abroad?") == ["Mastercard"]
+    assert dropped_words("and for Mastercard?", "What is the markup abroad for a Mastercard card?") == []
+    assert dropped_words("how long does it take to arrive?", "How long does a new card take to arrive?") == []
+    assert dropped_words("same for 50 euros", "What is the fee for topping up 20 euros?") == ["50"]
 
 
 def test_a_question_the_knowledge_does_not_cover_is_declined(assistant: Assistant,

@@ -1,7 +1,10 @@
 """Turns a follow-up ("and for Mastercard?") into a standalone question before retrieval.
 
 Retrieval sees one query, not the conversation, so a follow-up must carry its context with it. Rewriting costs a
-model call, so it only runs when the message looks like it depends on earlier turns.
+model call, so it only runs when the message looks like it depends on earlier turns. A small model sometimes
+rewrites a follow-up back into the previous question and drops what the follow-up asked about ("Mastercard"), so
+a rewrite must keep every content word of the message; one that does not gives way to the previous question and
+the message together, which retrieval reads just as well.
 """
 
 from __future__ import annotations
@@ -9,8 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import structlog
+
 from chatwright.dialogue.types import HistoryTurn
 from chatwright.generation.llm import LLM, ChatMessage, complete
+
+log = structlog.get_logger(__name__)
 
 _FOLLOW_UP_START = re.compile(
     r"^\s*(and|or|but|also|so|then|what about|how about|same|what if|ok(ay)?|and if|plus)\b", re.IGNORECASE)
@@ -19,6 +26,13 @@ _ANAPHORA = re.compile(
     re.IGNORECASE)
 _SHORT_MESSAGE_WORDS = 5
 _CONTEXT_WORDS = 60
+_CITATION = re.compile(r"\s*\[\d+\]")  # an answer's "[1]" markers, which the model would copy into the query
+_WORD = re.compile(r"[\w'%€$£.,-]*\w")
+_FUNCTION_WORDS = frozenset({
+    "a", "an", "the", "of", "for", "to", "in", "on", "at", "by", "with", "from", "about", "is", "are", "was", "be",
+    "do", "does", "did", "can", "could", "would", "should", "will", "i", "me", "my", "we", "our", "you", "your",
+    "what", "which", "who", "when", "where", "why", "how", "much", "many", "any", "some", "not", "no", "yes",
+    "please"})
 
 _INSTRUCTIONS = (
     "Rewrite the user's last message as one standalone question that can be understood without the "
@@ -52,7 +66,8 @@ def _clip(text: str, words: int) -> str:
 
 def _transcript(history: Sequence[HistoryTurn], message: str) -> str:
     recent = list(history)[-3:]
-    lines = [f"{'User' if t.role == 'user' else 'Assistant'}: {_clip(t.text, _CONTEXT_WORDS)}" for t in recent]
+    lines = [f"{'User' if t.role == 'user' else 'Assistant'}: {_clip(_CITATION.sub('', t.text), _CONTEXT_WORDS)}"
+             for t in recent]
     lines.append(f"Last message: {message}")
     return "\n".join(lines)
 
@@ -69,7 +84,20 @@ class QueryRewriter:
         for prompt, answer in _EXAMPLES:
             messages += [ChatMessage("user", prompt), ChatMessage("assistant", answer)]
         messages.append(ChatMessage("user", _transcript(history, message)))
-        rewritten = complete(self._llm, messages, max_tokens=48, stop=["\n"]).strip().strip('"')
+        rewritten = _CITATION.sub("", complete(self._llm, messages, max_tokens=48, stop=["\n"])).strip().strip('"')
         if not rewritten or len(rewritten.split()) > 3 * len(message.split()) + 30:
             return None
+        if dropped := dropped_words(message, rewritten):
+            previous = next(turn.text for turn in reversed(history) if turn.role == "user")
+            log.info("rewrite dropped words of the follow-up; using the previous question with it",
+                     dropped=dropped, rewritten=rewritten)
+            return f"{previous} {message}"
         return rewritten
+
+
+def dropped_words(message: str, rewritten: str) -> list[str]:
+    """The message's content words (not pronouns, connectives or function words) missing from its rewrite."""
+    kept = {word.lower() for word in _WORD.findall(rewritten)}
+    return [word for word in _WORD.findall(message)
+            if (lowered := word.lower()) not in kept and lowered not in _FUNCTION_WORDS
+            and not _FOLLOW_UP_START.fullmatch(word) and not _ANAPHORA.fullmatch(word)]
