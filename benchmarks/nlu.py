@@ -65,7 +65,11 @@ def main() -> None:
     else:
         metrics, targets = _intents(args.task, args.data, settings, work, args.train_fraction, args.evaluate)
     metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    path = write_results(result_name(args), metrics, targets, notes=_notes(args.task, settings))
+    notes = _notes(args.task, settings)
+    if args.evaluate is not None:
+        notes += (" This run scored an existing model directory, trained before with these settings: the training "
+                  "time is its card's, and the peak RSS is the scoring's alone.")
+    path = write_results(result_name(args), metrics, targets, notes=notes)
     print(path.read_text())
 
 
