@@ -114,7 +114,6 @@ def test_a_follow_up_keeps_what_it_asks_about_even_when_the_model_drops_it(assis
     assert rewritten is not None
     assert "mastercard" in rewritten.lower() and "abroad" in rewritten.lower(), rewritten
     assert "[1]" not in rewritten
-    assert not dropped_words("and for Mastercard?", rewritten)
 
 
 def test_a_rewrite_must_keep_the_follow_ups_content_words() -> None:

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from chatwright.nlu.bio import TagDecoder, bio_tags, transition_mask
+from chatwright.nlu.bio import TagDecoder, bio_tags, tagged_runs, transition_mask
 
 SLOTS = {"PlayMusic": ["album", "track"], "AddToPlaylist": ["playlist", "track"], "GetWeather": []}
 LABELS = list(SLOTS)
@@ -69,3 +69,10 @@ def test_a_slot_the_tagger_is_sure_of_overturns_a_close_intent() -> None:
     assert TAGS[tags[2]] == "B-playlist"
     # without the slot evidence, the head's decision stands
     assert decoder.decode(log_probs, 0)[2] == 0
+
+
+def test_bio_runs_join_an_entity_s_words_and_start_anew_where_a_tag_does_not_continue_one() -> None:
+    tags = ["O", "B-album", "I-album", "I-artist", "O", "I-album", "B-album", "B-album"]
+    assert tagged_runs(tags) == [(1, 3, "album"), (3, 4, "artist"), (5, 6, "album"), (6, 7, "album"),
+                                 (7, 8, "album")]
+    assert tagged_runs(["O", "O"]) == [] and tagged_runs([]) == []

@@ -14,7 +14,7 @@ from chatwright.generation.llm import LLM, ChatMessage
 from chatwright.knowledge.passage import Passage
 from chatwright.knowledge.terms import terms
 
-_CITATION = re.compile(r"\[(\d{1,2})\]")
+_CITATION = re.compile(r"\s*\[(\d{1,2})\]")
 # A passage is cited when it holds at least this share of the answer's terms that the best passage holds.
 _ATTRIBUTION_RATIO = 0.8
 # Asked after the question, in the answer prompt itself, so the answer that may follow reuses the cached prompt.
@@ -59,12 +59,17 @@ def cited_numbers(text: str, passage_count: int) -> list[int]:
     return seen
 
 
+def without_citations(text: str) -> str:
+    """`text` without its "[n]" citation markers (and the space before each)."""
+    return _CITATION.sub("", text)
+
+
 def attribute(answer: str, passages: Sequence[Passage]) -> list[int]:
     """The passages the answer's content comes from, measured by shared terms.
 
     Small models cite unreliably, so attribution is measured rather than taken from the model's markers.
     """
-    answer_terms = set(terms(_CITATION.sub(" ", answer)))
+    answer_terms = set(terms(without_citations(answer)))
     if not answer_terms or not passages:
         return []
     overlaps = [len(answer_terms & set(terms(p.text))) / len(answer_terms) for p in passages]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import structlog
 
 from chatwright.dialogue.types import HistoryTurn
+from chatwright.generation.answer import without_citations
 from chatwright.generation.llm import LLM, ChatMessage, complete
 
 log = structlog.get_logger(__name__)
@@ -26,7 +27,6 @@ _ANAPHORA = re.compile(
     re.IGNORECASE)
 _SHORT_MESSAGE_WORDS = 5
 _CONTEXT_WORDS = 60
-_CITATION = re.compile(r"\s*\[\d+\]")  # an answer's "[1]" markers, which the model would copy into the query
 _WORD = re.compile(r"[\w'%€$£.,-]*\w")
 _FUNCTION_WORDS = frozenset({
     "a", "an", "the", "of", "for", "to", "in", "on", "at", "by", "with", "from", "about", "is", "are", "was", "be",
@@ -66,7 +66,7 @@ def _clip(text: str, words: int) -> str:
 
 def _transcript(history: Sequence[HistoryTurn], message: str) -> str:
     recent = list(history)[-3:]
-    lines = [f"{'User' if t.role == 'user' else 'Assistant'}: {_clip(_CITATION.sub('', t.text), _CONTEXT_WORDS)}"
+    lines = [f"{'User' if t.role == 'user' else 'Assistant'}: {_clip(without_citations(t.text), _CONTEXT_WORDS)}"
              for t in recent]
     lines.append(f"Last message: {message}")
     return "\n".join(lines)
@@ -84,7 +84,8 @@ class QueryRewriter:
         for prompt, answer in _EXAMPLES:
             messages += [ChatMessage("user", prompt), ChatMessage("assistant", answer)]
         messages.append(ChatMessage("user", _transcript(history, message)))
-        rewritten = _CITATION.sub("", complete(self._llm, messages, max_tokens=48, stop=["\n"])).strip().strip('"')
+        # without citation markers: the model copies an answer's "[1]" into the query
+        rewritten = without_citations(complete(self._llm, messages, max_tokens=48, stop=["\n"])).strip().strip('"')
         if not rewritten or len(rewritten.split()) > 3 * len(message.split()) + 30:
             return None
         if dropped := dropped_words(message, rewritten):

@@ -30,6 +30,18 @@ def bio_tags(slots: Iterable[str]) -> list[str]:
     return tags
 
 
+def tagged_runs(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(first word, end word, slot) of each entity in a BIO sequence; an `I-x` that does not continue an `x`
+    entity on the word before starts one."""
+    runs: list[tuple[int, int, str]] = []
+    for position, tag in enumerate(tags):
+        if tag.startswith("I-") and runs and runs[-1][2] == tag[2:] and runs[-1][1] == position:
+            runs[-1] = (runs[-1][0], position + 1, tag[2:])
+        elif tag != OUTSIDE:
+            runs.append((position, position + 1, tag[2:]))
+    return runs
+
+
 def transition_mask(tags: Sequence[str]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """(start, transition) penalties: 0 where allowed, a large negative number where not."""
     count = len(tags)

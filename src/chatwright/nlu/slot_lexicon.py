@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from chatwright.nlu.bio import OUTSIDE
+from chatwright.nlu.bio import tagged_runs
 
 LEXICON_FILE = "slot_lexicon.json"
 LONGEST_VALUE = 8
@@ -45,7 +45,7 @@ class SlotLexicon:
         tagged: defaultdict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
         lowered = [[word.lower() for word in words] for words, _ in messages]
         for words, (_, tags) in zip(lowered, messages, strict=True):
-            for start, end, slot in _values(tags):
+            for start, end, slot in tagged_runs(tags):
                 if end - start <= LONGEST_VALUE:
                     tagged[tuple(words[start:end])][slot] += 1
         occurrences: Counter[tuple[str, ...]] = Counter()
@@ -96,17 +96,6 @@ def fit_lexicon_weight(decode: Callable[[float], Sequence[tuple[int, Sequence[in
         return whole, tags_right, -weight
 
     return max(_WEIGHTS, key=quality)
-
-
-def _values(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """(start, end, slot) of each tagged value in a BIO sequence."""
-    found: list[tuple[int, int, str]] = []
-    for position, tag in enumerate(tags):
-        if tag.startswith("I-") and found and found[-1][2] == tag[2:] and found[-1][1] == position:
-            found[-1] = (found[-1][0], position + 1, tag[2:])
-        elif tag != OUTSIDE:
-            found.append((position, position + 1, tag[2:]))
-    return found
 
 
 def _phrases(words: Sequence[str]) -> list[tuple[str, ...]]:

@@ -26,6 +26,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from chatwright.errors import ModelLoadError
 from chatwright.models.onnx_encoder import OnnxEncoder, in_pytorch, load_after_release, onnx_graph
 from chatwright.models.registry import encoder_location
+from chatwright.nlu.bio import tagged_runs
 from chatwright.nlu.joint_model import EncodedBatch, JointHeads, JointModel, JointOutput, encode_words, split_words
 from chatwright.nlu.markup import EntitySpan
 from chatwright.nlu.model_files import ADAPTER_DIR, ENCODER_DIR, ENCODER_SAVED, HEADS_FILE, ModelCard, read_card
@@ -205,10 +206,7 @@ _ONE_TORCH_THREAD = TorchOnOneThread()
 
 def spans_from_tags(text: str, spans: Sequence[tuple[int, int]], tags: Sequence[str]) -> tuple[EntitySpan, ...]:
     """Entity spans from word offsets and valid BIO tags."""
-    found: list[tuple[int, int, str]] = []
-    for (start, end), tag in zip(spans, tags, strict=True):
-        if tag.startswith("I-") and found and found[-1][2] == tag[2:]:
-            found[-1] = (found[-1][0], end, tag[2:])
-        elif tag != "O":
-            found.append((start, end, tag[2:]))
-    return tuple(EntitySpan(start, end, text[start:end], slot) for start, end, slot in found)
+    if len(spans) != len(tags):
+        raise ValueError(f"{len(spans)} words but {len(tags)} tags")
+    return tuple(EntitySpan(spans[first][0], spans[end - 1][1], text[spans[first][0]:spans[end - 1][1]], slot)
+                 for first, end, slot in tagged_runs(tags))

@@ -175,9 +175,10 @@ class JointTrainer:
             vote_weight = (fit_vote_weight(head, votes, validation_labels) if settings.vote_weight is None
                            else settings.vote_weight)
             probabilities = mix(head, votes, vote_weight)
-        jointly = settings.joint_decoding and task.intent_slots is not None
+        log_probs = scores.tag_log_probs
+        jointly = settings.joint_decoding and task.intent_slots is not None and log_probs is not None
         decoder = heads.tag_decoder(task.labels, task.intent_slots)
-        lexicon, lexicon_weight, log_probs = None, 0.0, scores.tag_log_probs
+        lexicon, lexicon_weight = None, 0.0
         if log_probs is not None and settings.lexicon_weight != 0:
             lexicon = SlotLexicon.of([(example.words, [task.tags[tag] for tag in example.tags]) for example in train])
             lexicon_weight, log_probs = _weigh_lexicon(lexicon, settings.lexicon_weight, task.tags, loop.validation,
@@ -192,7 +193,7 @@ class JointTrainer:
                          temperature=temperature, oos_intent=task.oos_intent, oos_threshold=threshold,
                          neutral_below=task.neutral_below, intent_slots=task.intent_slots,
                          word_context=heads.word_context, crf=heads.crf is not None,
-                         joint_decoding=jointly and log_probs is not None, vote_weight=vote_weight,
+                         joint_decoding=jointly, vote_weight=vote_weight,
                          lexicon_weight=lexicon_weight, distilled_from=settings.teacher,
                          data_hash=task.data_hash,
                          trained_at=datetime.now(UTC).isoformat(timespec="seconds"), epochs_run=epochs,
