@@ -61,7 +61,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="chatwright-nlu-"))
     if args.task == "sst2":
         metrics, targets = _sst2(args.data, settings, work, args.save_to, args.neutral,
-                                 (args.customer_data, args.customer_heldout), args.customer_copies)
+                                 (args.customer_data, args.customer_heldout), args.customer_copies, args.evaluate)
     else:
         metrics, targets = _intents(args.task, args.data, settings, work, args.train_fraction, args.evaluate)
     metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -133,6 +133,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.customer_copies < 1:
         parser.error("--customer-copies must be at least 1")
+    if args.learning_rate is not None and (
+            unused := NluTrainingConfig(mode=args.mode, learning_rate=args.learning_rate).unused_learning_rate):
+        parser.error(f"--learning-rate: {unused}")
     if args.tag is not None and not re.fullmatch(r"[a-z0-9_]+", args.tag):
         parser.error(f"--tag {args.tag!r}: use lower-case letters, digits and underscores (it becomes a file name)")
     return args
@@ -234,7 +237,8 @@ def _few_shot(data: NluData, shots: int, seed: int) -> tuple[NluData, NluData]:
 
 
 def _sst2(data: Path, settings: NluTrainingConfig, work: Path, save_to: Path | None, neutral: int,
-          customer: tuple[Path, Path], customer_copies: int) -> tuple[dict[str, Any], list[Target]]:
+          customer: tuple[Path, Path], customer_copies: int,
+          existing: Path | None) -> tuple[dict[str, Any], list[Target]]:
     """SST-2 opinions, plus `neutral` requests from the intent datasets' training splits and labelled
     customer-service messages: customer messages are mostly neutral requests, which a model that only ever saw
     movie reviews reads as strongly negative, and customers show anger differently from film critics. The
@@ -249,15 +253,16 @@ def _sst2(data: Path, settings: NluTrainingConfig, work: Path, save_to: Path | N
     fitted, validation = split_sentiment_examples(train, settings)
     in_domain = set(customer_train)
     fitted += [example for example in fitted if example in in_domain] * (customer_copies - 1)
-    started = time.perf_counter()
-    outcome = train_sentiment_model(fitted, settings, work / "sentiment", validation=validation)
-    training_seconds = time.perf_counter() - started
+    model_dir = existing or work / "sentiment"
+    if existing is None:
+        train_sentiment_model(fitted, settings, model_dir, validation=validation)
     if save_to is not None:
         staging = staging_dir(save_to)
-        shutil.copytree(outcome.directory, staging, dirs_exist_ok=True)
+        shutil.copytree(model_dir, staging, dirs_exist_ok=True)
         publish(staging, save_to)
-    classifier = SentimentClassifier.load(outcome.directory)
-    served = _fresh_process_timings("sentiment", outcome.directory, [e.text for e in dev])
+    classifier = SentimentClassifier.load(model_dir)
+    card = classifier.model.card
+    served = _fresh_process_timings("sentiment", model_dir, [e.text for e in dev])
     # SST-2 is binary: score negative against positive, whatever the model thinks of neutral
     labels = classifier.model.card.labels
     negative, positive = labels.index(Sentiment.NEGATIVE.value), labels.index(Sentiment.POSITIVE.value)
@@ -274,9 +279,8 @@ def _sst2(data: Path, settings: NluTrainingConfig, work: Path, save_to: Path | N
         "requests_read_upset": round(100 * sum(r.label == "negative" and r.score >= 0.9 for r in readings)
                                      / len(readings), 2),
         **_customer_scores(classifier, customer_heldout),
-        "epochs": outcome.card.epochs_run, "vote_weight": outcome.card.vote_weight,
-        "training_seconds": round(training_seconds, 1), **validation_metrics(outcome.directory),
-        "precision": outcome.card.precision, **served}
+        "epochs": card.epochs_run, "vote_weight": card.vote_weight, "training_seconds": card.training_seconds,
+        **validation_metrics(model_dir), "precision": card.precision, **served}
     return metrics, [Target("accuracy", ">=", 90.0), Target("load_seconds", "<=", 2.0),
                      Target("latency_p50_ms", "<=", 10.0)]
 

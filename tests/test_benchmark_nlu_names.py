@@ -28,3 +28,13 @@ def test_a_tag_that_cannot_be_a_file_name_is_a_usage_error_naming_it(
         _name("--tag", tag)
     assert stopped.value.code == 2
     assert f"--tag {tag!r}" in capsys.readouterr().err
+
+
+def test_a_learning_rate_the_mode_does_not_use_is_a_usage_error_naming_the_rate_it_uses(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        _name("--mode", "lora", "--learning-rate", "5e-5")
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "--learning-rate" in error and "lora_learning_rate" in error
+    assert _name("--learning-rate", "5e-5") == "nlu_banking77"  # full fine-tuning reads it
