@@ -264,7 +264,7 @@ def _sst2(data: Path, settings: NluTrainingConfig, work: Path, save_to: Path | N
     card = classifier.model.card
     served = _fresh_process_timings("sentiment", model_dir, [e.text for e in dev])
     # SST-2 is binary: score negative against positive, whatever the model thinks of neutral
-    labels = classifier.model.card.labels
+    labels = card.labels
     negative, positive = labels.index(Sentiment.NEGATIVE.value), labels.index(Sentiment.POSITIVE.value)
     raw = classifier.model.predict([example.text for example in dev])
     correct = sum((Sentiment.POSITIVE if r.probabilities[positive] > r.probabilities[negative] else Sentiment.NEGATIVE)

@@ -624,8 +624,7 @@ def _weigh_lexicon(lexicon: SlotLexicon, weight: float | None, tags: Sequence[st
                    ) -> tuple[float, list[npt.NDArray[np.float32]]]:
     """The lexicon's weight (`weight`, or fitted on the validation messages as they will be decoded when None)
     and the validation tag log-probabilities with its bonus added at that weight."""
-    bonuses = [lexicon.bonus(example.words[:len(rows)], tags)
-               for example, rows in zip(validation, log_probs, strict=True)]
+    bonuses = [lexicon.bonus(example.words, tags) for example in validation]  # a row of scores per word
 
     def decode(candidate: float) -> list[tuple[int, list[int]]]:
         decided = (decoder.decide(rows + candidate * bonus, row, jointly=jointly)
